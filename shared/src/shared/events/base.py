@@ -1,0 +1,80 @@
+"""The event base class, the envelope that carries an event's metadata, and shared value types.
+
+An event class says what happened (its fields are the record value). The envelope says which
+occurrence it is (event id, time, causality, tracing): that travels in the record headers.
+"""
+
+from datetime import UTC, datetime
+from typing import Annotated, ClassVar
+from uuid import UUID, uuid4
+
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, StringConstraints
+
+Sku = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+MinorUnits = Annotated[int, Field(ge=0, description="Amount in the currency's minor units (cents)")]
+Quantity = Annotated[int, Field(ge=1, le=10_000)]
+
+
+class Event(BaseModel):
+    """A fact that happened. Frozen; unknown fields in incoming data are ignored (tolerant reader)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    event_type: ClassVar[str]
+    schema_version: ClassVar[int] = 1
+    topic: ClassVar[str]
+
+    def partition_key(self) -> str:
+        """Saga events are keyed by order id so one order's events stay ordered in their topic."""
+        return str(self.order_id)  # type: ignore[attr-defined]
+
+    def correlation_id(self) -> str:
+        return self.partition_key()
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if "event_type" not in cls.__dict__:
+            cls.event_type = cls.__name__
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Envelope(BaseModel):
+    """One occurrence of an event with its metadata. `event_id` is fixed when the outbox row is
+    written, so a re-send after a crash carries the same id and consumers can drop the duplicate."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event: SerializeAsAny[Event]
+    event_id: UUID = Field(default_factory=uuid4)
+    occurred_at: datetime = Field(default_factory=utc_now)
+    correlation_id: str
+    causation_id: UUID | None = None
+    traceparent: str | None = None
+    source: str
+
+    @property
+    def event_type(self) -> str:
+        return self.event.event_type
+
+    @property
+    def key(self) -> str:
+        return self.event.partition_key()
+
+    @property
+    def topic(self) -> str:
+        return self.event.topic
+
+    @classmethod
+    def new(cls, event: Event, *, source: str, caused_by: "Envelope | None" = None) -> "Envelope":
+        """Wrap a new event; when it reacts to another event, inherit its correlation and trace."""
+        return cls(
+            event=event,
+            correlation_id=caused_by.correlation_id if caused_by else event.correlation_id(),
+            causation_id=caused_by.event_id if caused_by else None,
+            traceparent=caused_by.traceparent if caused_by else None,
+            source=source,
+        )

@@ -1,0 +1,67 @@
+"""Events the order service publishes on `order-events`, keyed by order id.
+
+They are also the order's event-sourced history: the order service's event store holds exactly
+these, and its projection can be rebuilt from the store or from the topic.
+"""
+
+from datetime import datetime
+from typing import Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict
+
+from .base import Currency, Event, MinorUnits, Quantity, Sku
+from .topics import ORDER_EVENTS
+
+
+class OrderLine(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    sku: Sku
+    quantity: Quantity
+
+
+class PricedLine(OrderLine):
+    unit_price: MinorUnits
+
+
+class _OrderEvent(Event):
+    topic = ORDER_EVENTS
+    order_id: UUID
+
+
+class OrderCreated(_OrderEvent):
+    """A customer placed an order; it is PENDING until inventory answers."""
+
+    customer_id: str
+    items: tuple[OrderLine, ...]
+    payment_token: str
+    created_at: datetime
+
+
+class OrderUpdated(_OrderEvent):
+    """Inventory reserved the stock: the order now has catalog prices and awaits payment."""
+
+    status: Literal["AWAITING_PAYMENT"]
+    items: tuple[PricedLine, ...]
+    total_amount: MinorUnits
+    currency: Currency
+
+
+class OrderConfirmed(_OrderEvent):
+    """The payment went through: the order is final."""
+
+    payment_id: UUID
+    amount: MinorUnits
+    currency: Currency
+
+
+class OrderRejected(_OrderEvent):
+    """Inventory could not reserve every line; nothing is held and nothing was charged."""
+
+    reason: str
+
+
+class OrderCancelled(_OrderEvent):
+    """The order is cancelled (by the customer, or because the payment failed)."""
+
+    reason: Literal["customer_request", "payment_failed"]
