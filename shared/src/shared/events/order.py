@@ -39,9 +39,11 @@ class OrderCreated(_OrderEvent):
 
 
 class OrderUpdated(_OrderEvent):
-    """Inventory reserved the stock: the order now has catalog prices and awaits payment."""
+    """Inventory reserved the stock: the order's lines now carry catalog prices. `status` is the
+    order's status after this event (CONFIRMED when the payment's answer overtook the reservation,
+    which can happen because topics are not ordered with respect to each other)."""
 
-    status: Literal["AWAITING_PAYMENT"]
+    status: Literal["AWAITING_PAYMENT", "CONFIRMED"]
     items: tuple[PricedLine, ...]
     total_amount: MinorUnits
     currency: Currency
