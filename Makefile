@@ -1,0 +1,70 @@
+# Two commands do everything: `make run` and `make test`. The rest are their parts.
+SHELL := /bin/bash
+PYTEST := .venv/bin/pytest
+STACK := bash infra/scripts/stack.sh
+
+.PHONY: help install up up-infra down status logs run demo test test-unit test-integration test-e2e \
+        bench lint kafka-tool psql schemas
+
+help:
+	@echo "make run               install, start everything, place demo orders, follow the logs (Ctrl-C stops)"
+	@echo "make test              install, start what tests need, run every test"
+	@echo "make up | down | status start in the background / stop / show what runs where"
+	@echo "make test-unit | test-integration | test-e2e   one test layer"
+	@echo "make bench             relay throughput vs a plain producer"
+	@echo "make kafka-tool ARGS='topics --describe --topic order-events'   Kafka's own CLI tools"
+	@echo "make psql              a superuser psql on the ecommerce database"
+
+install:
+	@bash infra/scripts/install.sh
+
+up: install
+	@$(STACK) up
+
+up-infra: install
+	@$(STACK) up-infra
+
+down:
+	@$(STACK) down
+
+status:
+	@$(STACK) status
+
+logs:
+	@$(STACK) logs
+
+demo:
+	@.venv/bin/python infra/scripts/demo.py
+
+# Foreground: start, show the demo sagas, follow the logs; Ctrl-C stops everything.
+run: up
+	@trap '$(STACK) down' INT TERM EXIT; \
+	  .venv/bin/python infra/scripts/demo.py; \
+	  echo "Following logs; Ctrl-C stops everything."; \
+	  tail -n 0 -F .run/logs/*-api.log .run/logs/*-worker.log .run/logs/*-relay.log
+
+test: up
+	@$(PYTEST) tests
+
+test-unit: install
+	@$(PYTEST) tests/unit
+
+test-integration: up
+	@$(PYTEST) tests/integration
+
+test-e2e: up
+	@$(PYTEST) tests/e2e
+
+bench: up
+	@.venv/bin/python bench/relay_throughput.py
+
+lint: install
+	@.venv/bin/ruff check .
+
+# Kafka's command-line tools against the local cluster, e.g.
+#   make kafka-tool ARGS="consumer-groups --bootstrap-server 127.0.0.1:9092 --describe --all-groups"
+kafka-tool: install
+	@bash infra/kafka/kafka.sh tool $(ARGS)
+
+psql:
+	@bash infra/postgres/postgres.sh psql

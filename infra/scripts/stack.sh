@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Bring the local system up and down: Postgres (Debian cluster), three Kafka brokers and the
+# services under supervisord.
+#
+#   stack.sh up        start what is not running; returns when every part is ready
+#   stack.sh up-infra  only Postgres, Kafka and the topics
+#   stack.sh down      stop services, brokers and Postgres
+#   stack.sh status    what runs where: ports, pids, health
+#   stack.sh logs      follow every process's log
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+export REPO
+cd "$REPO"
+PY="$REPO/.venv/bin/python"
+SUPERVISORD="$REPO/.venv/bin/supervisord"
+CTL=("$REPO/.venv/bin/supervisorctl" -c "$REPO/infra/supervisord.conf")
+SERVICES=(order payment inventory)
+declare -A API_PORT=([order]=8001 [payment]=8002 [inventory]=8003)
+
+supervisor_running() { [ -S .run/supervisor.sock ] && "${CTL[@]}" pid >/dev/null 2>&1; }
+
+start_supervisor() {
+  mkdir -p .run/logs
+  if ! supervisor_running; then
+    echo "stack: starting supervisord (Kafka brokers start with it)"
+    "$SUPERVISORD" -c infra/supervisord.conf
+  fi
+  "${CTL[@]}" start kafka:* >/dev/null || true
+}
+
+up_infra() {
+  bash infra/postgres/postgres.sh up
+  start_supervisor
+  "$PY" infra/scripts/provision_topics.py
+}
+
+migrate() {
+  local svc
+  for svc in "${SERVICES[@]}"; do
+    [ -f "services/$svc/alembic.ini" ] || continue
+    (cd "services/$svc" && "$REPO/.venv/bin/alembic" -c alembic.ini upgrade head 2>&1 | grep -v '^INFO' || true)
+  done
+}
+
+start_services() {
+  local svc programs=()
+  for svc in "${SERVICES[@]}"; do
+    for role in api relay worker; do
+      [ -x ".venv/bin/$svc-$role" ] && programs+=("services:$svc-$role")
+    done
+  done
+  [ ${#programs[@]} -eq 0 ] && return
+  "${CTL[@]}" start "${programs[@]}" | grep -v 'already started' || true
+  "$PY" infra/scripts/wait_ready.py
+}
+
+up() {
+  up_infra
+  migrate
+  start_services
+}
+
+down() {
+  if supervisor_running; then
+    echo "stack: stopping services, then brokers"
+    "${CTL[@]}" stop services:* >/dev/null || true
+    "${CTL[@]}" stop kafka:* >/dev/null || true
+    "${CTL[@]}" shutdown >/dev/null || true
+    for _ in $(seq 1 60); do [ -S .run/supervisor.sock ] && [ -f .run/supervisord.pid ] && sleep 0.5 || break; done
+  fi
+  bash infra/postgres/postgres.sh down
+  echo "stack: down"
+}
+
+status() {
+  bash infra/postgres/postgres.sh status
+  if supervisor_running; then
+    "${CTL[@]}" status | while read -r name state rest; do
+      port=""
+      case "$name" in
+        kafka:kafka-*) port="127.0.0.1:$(bash infra/kafka/kafka.sh ports "${name##*-}" | sed 's/client=\([0-9]*\).*/\1/')" ;;
+        services:*-api) svc=${name#services:}; svc=${svc%-api}; port="http://127.0.0.1:${API_PORT[$svc]}" ;;
+      esac
+      printf '%-26s %-9s %-24s %s\n' "$name" "$state" "$port" "$rest"
+    done
+    "$PY" infra/scripts/wait_ready.py --report
+  else
+    echo "supervisord not running: Kafka and services are stopped"
+  fi
+}
+
+logs() { tail -n 20 -F .run/logs/*.log; }
+
+case "${1:-}" in
+  up) up ;;
+  up-infra) up_infra ;;
+  down) down ;;
+  status) status ;;
+  logs) logs ;;
+  *) sed -n '2,10p' "$0" >&2; exit 2 ;;
+esac

@@ -1,0 +1,1 @@
+"""Kafka plumbing every service uses: cluster readiness and topic provisioning."""

@@ -1,0 +1,133 @@
+"""Create the event topics and their dead-letter topics idempotently, and refuse drift.
+
+Every service calls `ensure_topics` at start-up (as Spring's TopicBuilder does), and so does
+`make up`. A topic that already exists with other settings is reported, never silently accepted:
+fewer partitions would break per-key ordering assumptions, a lower replication factor or min ISR
+would weaken durability.
+"""
+
+import asyncio
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import KafkaConnectionError, KafkaError
+
+from shared.events.topics import TOPIC_SPECS, TopicSpec
+
+TOPIC_ALREADY_EXISTS = 36
+
+
+class TopicMismatch(Exception):
+    """An existing topic's settings differ from its spec."""
+
+
+@dataclass
+class ProvisioningReport:
+    created: list[str] = field(default_factory=list)
+    existing: list[str] = field(default_factory=list)
+    mismatches: list[str] = field(default_factory=list)
+
+
+async def describe_topic_settings(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, dict]:
+    """Partitions, replication factor and the spec'd config values of each named topic."""
+    described = await admin.describe_topics(names)
+    settings: dict[str, dict] = {}
+    for topic in described:
+        partitions = topic["partitions"]
+        settings[topic["topic"]] = {
+            "partitions": len(partitions),
+            "replication_factor": min((len(p["replicas"]) for p in partitions), default=0),
+            "config": {},
+        }
+    responses = await admin.describe_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
+    )
+    for response in responses:
+        for resource in response.resources:
+            # (error_code, error_message, resource_type, resource_name, configs)
+            name, configs = resource[3], resource[4]
+            settings[name]["config"] = {entry[0]: entry[1] for entry in configs}
+    return settings
+
+
+def compare(spec: TopicSpec, actual: dict) -> list[str]:
+    problems = []
+    if actual["partitions"] != spec.partitions:
+        problems.append(f"{spec.name}: {actual['partitions']} partitions, expected {spec.partitions}")
+    if actual["replication_factor"] != spec.replication_factor:
+        problems.append(
+            f"{spec.name}: replication factor {actual['replication_factor']}, "
+            f"expected {spec.replication_factor}"
+        )
+    for key, expected in spec.config.items():
+        found = actual["config"].get(key)
+        if found != expected:
+            problems.append(f"{spec.name}: {key}={found}, expected {expected}")
+    return problems
+
+
+async def ensure_topics(
+    bootstrap_servers: str, specs: Iterable[TopicSpec] = TOPIC_SPECS, *, strict: bool = True
+) -> ProvisioningReport:
+    """Create missing topics; check existing ones. Raises TopicMismatch on drift when strict."""
+    specs = list(specs)
+    report = ProvisioningReport()
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="topic-provisioning")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [s for s in specs if s.name not in existing]
+        if missing:
+            response = await admin.create_topics(
+                [
+                    NewTopic(s.name, s.partitions, s.replication_factor, topic_configs=s.config)
+                    for s in missing
+                ],
+                timeout_ms=30_000,
+            )
+            for name, code, *rest in response.topic_errors:
+                if code not in (0, TOPIC_ALREADY_EXISTS):  # another service may have won the race
+                    raise KafkaError(f"creating topic {name} failed with error code {code}: {rest}")
+            report.created = [s.name for s in missing]
+        report.existing = [s.name for s in specs if s.name in existing]
+        # Metadata of just-created topics can lag a moment behind on other brokers.
+        actual = await _describe_when_visible(admin, [s.name for s in specs])
+        for spec in specs:
+            report.mismatches.extend(compare(spec, actual[spec.name]))
+    finally:
+        await admin.close()
+    if strict and report.mismatches:
+        raise TopicMismatch("; ".join(report.mismatches))
+    return report
+
+
+async def _describe_when_visible(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, dict]:
+    deadline = time.monotonic() + 30
+    while True:
+        settings = await describe_topic_settings(admin, names)
+        if all(settings.get(n, {}).get("partitions") for n in names) or time.monotonic() > deadline:
+            return settings
+        await asyncio.sleep(0.5)
+
+
+async def wait_for_cluster(bootstrap_servers: str, *, brokers: int = 3, timeout: float = 120) -> None:
+    """Return once `brokers` brokers are registered and a controller is elected."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="readiness")
+        try:
+            await admin.start()
+            cluster = await admin.describe_cluster()
+            if len(cluster["brokers"]) >= brokers and cluster.get("controller_id", -1) >= 0:
+                return
+            last_error = RuntimeError(f"{len(cluster['brokers'])} of {brokers} brokers registered")
+        except (KafkaConnectionError, KafkaError, OSError) as exc:
+            last_error = exc
+        finally:
+            await admin.close()
+        await asyncio.sleep(1)
+    raise TimeoutError(f"Kafka cluster at {bootstrap_servers} not ready after {timeout}s: {last_error}")
