@@ -8,12 +8,32 @@ from datetime import UTC, datetime
 from typing import Annotated, ClassVar
 from uuid import UUID, uuid4
 
-from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    StringConstraints,
+)
 
 Sku = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
-MinorUnits = Annotated[int, Field(ge=0, description="Amount in the currency's minor units (cents)")]
+# Strict: a float (or a bool, or a numeric string) where money is expected is a bug upstream, so it is
+# rejected rather than silently truncated.
+MinorUnits = Annotated[
+    int, Field(ge=0, strict=True, description="Amount in the currency's minor units (cents)")
+]
 Quantity = Annotated[int, Field(ge=1, le=10_000)]
+
+
+def _to_utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC)
+
+
+# A naive time is ambiguous (whose local time?), so it is refused; an aware one is stored as UTC.
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
 
 
 class Event(BaseModel):
@@ -24,10 +44,12 @@ class Event(BaseModel):
     event_type: ClassVar[str]
     schema_version: ClassVar[int] = 1
     topic: ClassVar[str]
+    # The field whose value is the record key. Saga events are keyed by order id, so one order's
+    # events stay ordered within their topic; events about a product alone are keyed by SKU.
+    key_field: ClassVar[str] = "order_id"
 
     def partition_key(self) -> str:
-        """Saga events are keyed by order id so one order's events stay ordered in their topic."""
-        return str(self.order_id)  # type: ignore[attr-defined]
+        return str(getattr(self, self.key_field))
 
     def correlation_id(self) -> str:
         return self.partition_key()
@@ -50,7 +72,7 @@ class Envelope(BaseModel):
 
     event: SerializeAsAny[Event]
     event_id: UUID = Field(default_factory=uuid4)
-    occurred_at: datetime = Field(default_factory=utc_now)
+    occurred_at: UtcDatetime = Field(default_factory=utc_now)
     correlation_id: str
     causation_id: UUID | None = None
     traceparent: str | None = None

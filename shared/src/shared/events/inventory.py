@@ -52,5 +52,4 @@ class LowStockAlert(_InventoryEvent):
     available: int
     reorder_level: int
 
-    def partition_key(self) -> str:
-        return self.sku
+    key_field = "sku"

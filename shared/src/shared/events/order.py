@@ -4,13 +4,12 @@ They are also the order's event-sourced history: the order service's event store
 these, and its projection can be rebuilt from the store or from the topic.
 """
 
-from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
-from .base import Currency, Event, MinorUnits, Quantity, Sku
+from .base import Currency, Event, MinorUnits, Quantity, Sku, UtcDatetime
 from .topics import ORDER_EVENTS
 
 
@@ -35,7 +34,7 @@ class OrderCreated(_OrderEvent):
     customer_id: str
     items: tuple[OrderLine, ...]
     payment_token: str
-    created_at: datetime
+    created_at: UtcDatetime
 
 
 class OrderUpdated(_OrderEvent):
