@@ -42,9 +42,7 @@ async def describe_topic_settings(admin: AIOKafkaAdminClient, names: list[str]) 
             "replication_factor": min((len(p["replicas"]) for p in partitions), default=0),
             "config": {},
         }
-    responses = await admin.describe_configs(
-        [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
-    )
+    responses = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name) for name in names])
     for response in responses:
         for resource in response.resources:
             # (error_code, error_message, resource_type, resource_name, configs)
@@ -59,8 +57,7 @@ def compare(spec: TopicSpec, actual: dict) -> list[str]:
         problems.append(f"{spec.name}: {actual['partitions']} partitions, expected {spec.partitions}")
     if actual["replication_factor"] != spec.replication_factor:
         problems.append(
-            f"{spec.name}: replication factor {actual['replication_factor']}, "
-            f"expected {spec.replication_factor}"
+            f"{spec.name}: replication factor {actual['replication_factor']}, expected {spec.replication_factor}"
         )
     for key, expected in spec.config.items():
         found = actual["config"].get(key)
@@ -82,10 +79,7 @@ async def ensure_topics(
         missing = [s for s in specs if s.name not in existing]
         if missing:
             response = await admin.create_topics(
-                [
-                    NewTopic(s.name, s.partitions, s.replication_factor, topic_configs=s.config)
-                    for s in missing
-                ],
+                [NewTopic(s.name, s.partitions, s.replication_factor, topic_configs=s.config) for s in missing],
                 timeout_ms=30_000,
             )
             for name, code, *rest in response.topic_errors:

@@ -1,0 +1,139 @@
+"""What every service's HTTP API has alike: lifespan wiring, health probes, metrics, a session
+dependency, request metrics and error bodies that say what is wrong."""
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+import uvicorn
+from aiokafka.admin import AIOKafkaAdminClient
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.db import create_engine, create_session_factory
+from shared.logging import configure_logging
+from shared.metrics import HTTP_REQUEST_SECONDS, HTTP_REQUESTS
+from shared.settings import ServiceSettings
+
+PROBE_TIMEOUT_S = 2.0
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One session per request; the route commits explicitly (`async with session.begin()`)."""
+    async with request.app.state.sessions() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+def create_service_app(
+    settings: ServiceSettings, *, title: str, description: str, routers: Sequence[APIRouter]
+) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.settings = settings
+        app.state.engine = create_engine(settings, role="api")
+        app.state.sessions = create_session_factory(app.state.engine)
+        app.state.kafka_admin = AIOKafkaAdminClient(
+            bootstrap_servers=settings.kafka_bootstrap_servers, client_id=f"{settings.service_name}-api"
+        )
+        try:
+            await app.state.kafka_admin.start()
+        except Exception:  # readiness reports it; the API still serves what needs only Postgres
+            app.state.kafka_admin = None
+        try:
+            yield
+        finally:
+            if app.state.kafka_admin is not None:
+                await app.state.kafka_admin.close()
+            await app.state.engine.dispose()
+
+    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+    app.include_router(_operations_router(settings))
+    for router in routers:
+        app.include_router(router)
+    _add_request_metrics(app, settings.service_name)
+    return app
+
+
+def _operations_router(settings: ServiceSettings) -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/health/live")
+    async def live() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "live"}
+
+    @router.get("/health/ready", responses={503: {"description": "a dependency is unreachable"}})
+    async def ready(request: Request) -> JSONResponse:
+        """Ready when both Postgres and Kafka answer."""
+        checks = {
+            "database": await _check(_database_ok(request)),
+            "kafka": await _check(_kafka_ok(request)),
+        }
+        ok = all(value == "ok" for value in checks.values())
+        return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks}, 200 if ok else 503)
+
+    @router.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+async def _check(probe: "asyncio.Future[None] | object") -> str:
+    try:
+        await asyncio.wait_for(probe, PROBE_TIMEOUT_S)  # type: ignore[arg-type]
+    except Exception as exc:
+        return f"failed: {type(exc).__name__}: {exc}"[:300]
+    return "ok"
+
+
+async def _database_ok(request: Request) -> None:
+    async with request.app.state.engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+
+
+async def _kafka_ok(request: Request) -> None:
+    admin = request.app.state.kafka_admin
+    if admin is None:
+        settings = request.app.state.settings
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+        await admin.start()
+        request.app.state.kafka_admin = admin
+    cluster = await admin.describe_cluster()
+    if not cluster["brokers"]:
+        raise RuntimeError("no brokers in the cluster metadata")
+
+
+def _add_request_metrics(app: FastAPI, service: str) -> None:
+    @app.middleware("http")
+    async def observe(request: Request, call_next: Callable) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        HTTP_REQUESTS.labels(service, request.method, path, str(response.status_code)).inc()
+        HTTP_REQUEST_SECONDS.labels(service, request.method, path).observe(time.perf_counter() - started)
+        return response
+
+
+def serve(app_factory: str, settings: ServiceSettings) -> None:
+    """Run an API under uvicorn (the app is built by the factory, inside the server process)."""
+    configure_logging(settings.service_name, "api", level=settings.log_level, fmt=settings.log_format)
+    uvicorn.run(
+        app_factory,
+        factory=True,
+        host="0.0.0.0",
+        port=settings.http_port,
+        log_config=None,
+        access_log=False,
+        loop="uvloop",
+        timeout_graceful_shutdown=10,
+    )

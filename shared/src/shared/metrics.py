@@ -1,0 +1,35 @@
+"""Prometheus metrics of the shared machinery. Names are what infra/monitoring's dashboards query."""
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+EVENTS_PUBLISHED = Counter(
+    "outbox_events_published", "Outbox rows published to Kafka and acknowledged", ["service", "topic"]
+)
+UNPUBLISHED_EVENTS = Gauge("outbox_unpublished_events", "Outbox rows not yet published", ["service"])
+PUBLISH_BATCH_SECONDS = Histogram(
+    "outbox_publish_batch_seconds",
+    "Time to send a batch, await its acks and mark it published",
+    ["service"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+RELAY_IS_LEADER = Gauge("relay_is_leader", "1 while this relay holds the publishing lock", ["service"])
+
+CONSUMED_EVENTS = Counter(
+    "consumer_events",
+    "Records seen by a worker, by outcome (processed, duplicate, skipped, dead_lettered, retried)",
+    ["service", "topic", "event_type", "outcome"],
+)
+HANDLE_SECONDS = Histogram(
+    "consumer_handle_seconds",
+    "Time to handle one event in its transaction",
+    ["service", "event_type"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+
+HTTP_REQUESTS = Counter("http_requests", "HTTP requests", ["service", "method", "route", "status"])
+HTTP_REQUEST_SECONDS = Histogram("http_request_seconds", "HTTP request latency", ["service", "method", "route"])
+
+
+def serve_metrics(port: int) -> None:
+    """Expose /metrics for a process that has no HTTP server of its own (relay, worker)."""
+    start_http_server(port, addr="0.0.0.0")

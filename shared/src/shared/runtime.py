@@ -1,0 +1,67 @@
+"""Process entry points shared by every service: the relay and the worker main functions.
+
+Each builds its connections inside `main` (never at import), stops cleanly on SIGTERM/SIGINT, and
+serves Prometheus metrics on its own port.
+"""
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+
+import uvloop
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.consumer.worker import EventWorker, Handler
+from shared.db import asyncpg_dsn, create_engine, create_session_factory
+from shared.kafka.provisioning import ensure_topics
+from shared.logging import configure_logging, get_logger
+from shared.metrics import serve_metrics
+from shared.outbox.relay import OutboxRelay
+from shared.settings import ServiceSettings
+
+log = get_logger(__name__)
+
+
+def run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """Run `main(stop)` on uvloop; SIGTERM or SIGINT sets `stop` and `main` winds down by itself."""
+
+    async def runner() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await main(stop)
+
+    uvloop.run(runner())
+
+
+def relay_main(settings: ServiceSettings) -> None:
+    configure_logging(settings.service_name, "relay", level=settings.log_level, fmt=settings.log_format)
+    serve_metrics(settings.relay_metrics_port)
+
+    async def main(stop: asyncio.Event) -> None:
+        await ensure_topics(settings.kafka_bootstrap_servers)
+        await OutboxRelay(settings, asyncpg_dsn(settings.database_url)).run(stop)
+
+    run_until_signalled(main)
+
+
+def worker_main(
+    settings: ServiceSettings,
+    build_handlers: Callable[[async_sessionmaker[AsyncSession]], Mapping[str, Handler]],
+    topics: Sequence[str],
+) -> None:
+    """`build_handlers` wires the service's handlers to their adapters once the session factory exists."""
+    configure_logging(settings.service_name, "worker", level=settings.log_level, fmt=settings.log_format)
+    serve_metrics(settings.worker_metrics_port)
+
+    async def main(stop: asyncio.Event) -> None:
+        await ensure_topics(settings.kafka_bootstrap_servers)
+        engine = create_engine(settings, role="worker")
+        sessions = create_session_factory(engine)
+        try:
+            await EventWorker(settings, sessions, build_handlers(sessions), topics).run(stop)
+        finally:
+            await engine.dispose()
+
+    run_until_signalled(main)

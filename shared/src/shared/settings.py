@@ -1,0 +1,94 @@
+"""Settings every service process reads from its environment, one prefix per service
+(ORDER_, PAYMENT_, INVENTORY_), via pydantic-settings. Defaults fit the local stack."""
+
+from typing import Any, Literal
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOCAL_KAFKA = "127.0.0.1:9092,127.0.0.1:9094,127.0.0.1:9096"
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    service_name: str
+    environment: Literal["development", "test", "production"] = "development"
+    log_level: str = "INFO"
+    log_format: Literal["json", "console"] = "json"
+
+    database_url: str
+    db_schema: str
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
+
+    kafka_bootstrap_servers: str = LOCAL_KAFKA
+    http_port: int
+    relay_metrics_port: int
+    worker_metrics_port: int
+
+    # Producer (relay and dead-lettering): durable and ordered per key, tuned for throughput.
+    producer_acks: Literal["all", "1", "0"] = "all"
+    producer_enable_idempotence: bool = True
+    producer_compression_type: Literal["lz4", "gzip", "snappy", "zstd", "none"] = "lz4"
+    producer_linger_ms: int = 20
+    producer_max_batch_size: int = 32 * 1024
+    producer_request_timeout_ms: int = 30_000
+
+    # Relay
+    relay_batch_size: int = 1000
+    relay_poll_interval_s: float = 1.0
+    relay_lock_retry_s: float = 1.0
+    relay_published_retention_s: float = 3600.0
+    relay_purge_interval_s: float = 60.0
+
+    # Consumer
+    consumer_group: str | None = None
+    consumer_max_poll_records: int = 500
+    consumer_fetch_min_bytes: int = 1
+    consumer_fetch_max_wait_ms: int = 100
+    consumer_session_timeout_ms: int = 10_000
+    consumer_heartbeat_interval_ms: int = 3_000
+    consumer_max_poll_interval_ms: int = 300_000
+    consumer_retry_attempts: int = 3
+    consumer_retry_backoff_s: float = 1.0
+    consumer_retry_backoff_multiplier: float = 1.0
+    consumer_retry_backoff_max_s: float = 10.0
+    consumer_processed_retention_s: float = 8 * 24 * 3600.0  # longer than the topics' 7 days
+
+    @model_validator(mode="after")
+    def _no_development_passwords_in_production(self) -> "ServiceSettings":
+        if self.environment == "production" and f":{self.service_name}_svc@" in self.database_url:
+            raise ValueError("database_url uses the development password; set a real one in production")
+        return self
+
+    @property
+    def group_id(self) -> str:
+        return self.consumer_group or f"{self.service_name}-service"
+
+    def producer_config(self) -> dict[str, Any]:
+        return {
+            "bootstrap_servers": self.kafka_bootstrap_servers,
+            "client_id": f"{self.service_name}-producer",
+            "acks": "all" if self.producer_acks == "all" else int(self.producer_acks),
+            "enable_idempotence": self.producer_enable_idempotence,
+            "compression_type": (None if self.producer_compression_type == "none" else self.producer_compression_type),
+            "linger_ms": self.producer_linger_ms,
+            "max_batch_size": self.producer_max_batch_size,
+            "request_timeout_ms": self.producer_request_timeout_ms,
+        }
+
+    def consumer_config(self) -> dict[str, Any]:
+        return {
+            "bootstrap_servers": self.kafka_bootstrap_servers,
+            "client_id": f"{self.service_name}-worker",
+            "group_id": self.group_id,
+            "enable_auto_commit": False,  # offsets are committed only after the database commit
+            "auto_offset_reset": "earliest",
+            "max_poll_records": self.consumer_max_poll_records,
+            "fetch_min_bytes": self.consumer_fetch_min_bytes,
+            "fetch_max_wait_ms": self.consumer_fetch_max_wait_ms,
+            "session_timeout_ms": self.consumer_session_timeout_ms,
+            "heartbeat_interval_ms": self.consumer_heartbeat_interval_ms,
+            "max_poll_interval_ms": self.consumer_max_poll_interval_ms,
+        }
