@@ -1,0 +1,70 @@
+"""DESIGN.md's invariants, checked through the public APIs once the compensations have settled.
+
+- CONFIRMED: exactly one charge of the order's total, no refund, its reservation sold.
+- CANCELLED or REJECTED: net money zero, no stock held (released or never reserved).
+- Per SKU: initial stock = available + reserved + sold, nothing left reserved, sold = confirmed demand.
+- No side effect twice: one OrderCreated, at most one terminal event per order.
+"""
+
+from collections import Counter
+
+from .storefront import Storefront, eventually
+
+SETTLED_PAYMENT = {
+    "CONFIRMED": {"CHARGED"},
+    "CANCELLED": {"VOIDED", "DECLINED", "REFUNDED"},
+    "REJECTED": {"AWAITING_DETAILS", "VOIDED"},
+}
+SETTLED_RESERVATION = {
+    "CONFIRMED": {"SOLD"},
+    "CANCELLED": {"RELEASED", "FAILED"},
+    "REJECTED": {"FAILED"},
+}
+TERMINAL_EVENTS = {"OrderConfirmed", "OrderRejected", "OrderCancelled"}
+
+
+async def assert_order_settled(shop: Storefront, order: dict, timeout: float = 60) -> tuple[dict, dict]:
+    """Wait until payment and inventory reached the state the order's status implies; check money."""
+    status = order["status"]
+    order_id = order["order_id"]
+
+    async def payment_settled() -> dict | None:
+        payment = await shop.payment(order_id)
+        return payment if payment and payment["status"] in SETTLED_PAYMENT[status] else None
+
+    async def reservation_settled() -> dict | None:
+        reservation = await shop.reservation(order_id)
+        return reservation if reservation and reservation["status"] in SETTLED_RESERVATION[status] else None
+
+    payment = await eventually(payment_settled, timeout=timeout, what=f"payment of {status} order {order_id}")
+    reservation = await eventually(
+        reservation_settled, timeout=timeout, what=f"reservation of {status} order {order_id}"
+    )
+    if status == "CONFIRMED":
+        assert payment["amount"] == order["total_amount"], (payment, order)
+        assert payment["refunded_at"] is None
+        assert order["payment_id"] == payment["payment_id"]
+    else:
+        # Net money zero: never charged, or charged and refunded in full.
+        assert (payment["charged_at"] is None) or (payment["refunded_at"] is not None), payment
+
+    events = await shop.events(order_id)
+    kinds = Counter(event["event_type"] for event in events)
+    assert kinds["OrderCreated"] == 1, kinds
+    assert sum(kinds[kind] for kind in TERMINAL_EVENTS) == 1, kinds
+    assert [event["version"] for event in events] == list(range(1, len(events) + 1))
+    return payment, reservation
+
+
+async def assert_stock_conserved(shop: Storefront, initial: dict[str, int], orders: list[dict]) -> None:
+    """Per SKU: nothing held, initial = available + sold, sold = what confirmed orders bought."""
+    sold_to_confirmed: Counter[str] = Counter()
+    for order in orders:
+        if order["status"] == "CONFIRMED":
+            for item in order["items"]:
+                sold_to_confirmed[item["sku"]] += item["quantity"]
+    for sku, stock in initial.items():
+        product = await shop.product(sku)
+        assert product["available"] + product["reserved"] + product["sold"] == stock, product
+        assert product["reserved"] == 0, product
+        assert product["sold"] == sold_to_confirmed[sku], (product, sold_to_confirmed[sku])

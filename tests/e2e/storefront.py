@@ -1,0 +1,145 @@
+"""A client of the three public APIs, as an outside user calls them: nothing here reads a database
+or Kafka. It polls with deadlines; it never sleeps to 'let things settle'."""
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+ORDER_URL = "http://127.0.0.1:8001"
+PAYMENT_URL = "http://127.0.0.1:8002"
+INVENTORY_URL = "http://127.0.0.1:8003"
+
+TERMINAL_ORDER_STATUSES = {"CONFIRMED", "REJECTED", "CANCELLED"}
+
+
+class Timeout(AssertionError):
+    pass
+
+
+async def eventually(probe: Callable[[], Awaitable[Any]], *, timeout: float = 30, what: str = "") -> Any:
+    """Call `probe` until it returns something truthy; fail with the last value after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await probe()
+        if last:
+            return last
+        await asyncio.sleep(0.1)
+    raise Timeout(f"after {timeout}s still waiting for {what}; last seen: {last!r}")
+
+
+@dataclass
+class Storefront:
+    orders: httpx.AsyncClient
+    payments: httpx.AsyncClient
+    inventory: httpx.AsyncClient
+
+    @classmethod
+    def connect(cls) -> "Storefront":
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=50)
+        return cls(
+            orders=httpx.AsyncClient(base_url=ORDER_URL, timeout=30, limits=limits),
+            payments=httpx.AsyncClient(base_url=PAYMENT_URL, timeout=30, limits=limits),
+            inventory=httpx.AsyncClient(base_url=INVENTORY_URL, timeout=30, limits=limits),
+        )
+
+    async def close(self) -> None:
+        for client in (self.orders, self.payments, self.inventory):
+            await client.aclose()
+
+    # --- inventory ---------------------------------------------------------------------------------
+    async def stock_product(
+        self,
+        *,
+        available: int,
+        unit_price: int = 1999,
+        currency: str = "EUR",
+        reorder_level: int = 0,
+        name: str | None = None,
+    ) -> str:
+        """A fresh SKU with the given stock (fresh, so tests never share stock by accident)."""
+        sku = f"T-{uuid.uuid4().hex[:12]}"
+        response = await self.inventory.put(
+            f"/products/{sku}",
+            json={
+                "name": name or f"Test product {sku}",
+                "unit_price": unit_price,
+                "currency": currency,
+                "available": available,
+                "reorder_level": reorder_level,
+            },
+        )
+        assert response.status_code == 201, response.text
+        return sku
+
+    async def product(self, sku: str) -> dict:
+        response = await self.inventory.get(f"/products/{sku}")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    async def reservation(self, order_id: str) -> dict | None:
+        response = await self.inventory.get(f"/reservations/{order_id}")
+        if response.status_code == 404:
+            return None
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    # --- payment -----------------------------------------------------------------------------------
+    async def payment(self, order_id: str) -> dict | None:
+        response = await self.payments.get(f"/payments/{order_id}")
+        if response.status_code == 404:
+            return None
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    # --- orders ------------------------------------------------------------------------------------
+    async def place_order(
+        self,
+        items: list[tuple[str, int]],
+        *,
+        token: str = "tok_visa",
+        customer_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> dict:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        response = await self.orders.post(
+            "/orders",
+            json={
+                "customer_id": customer_id or f"cust-{uuid.uuid4().hex[:8]}",
+                "items": [{"sku": sku, "quantity": quantity} for sku, quantity in items],
+                "payment_token": token,
+            },
+            headers=headers,
+        )
+        assert response.status_code == 202, response.text
+        body = response.json()
+        assert response.headers["location"] == f"/orders/{body['order_id']}"
+        return body
+
+    async def order(self, order_id: str, **params: Any) -> dict:
+        response = await self.orders.get(f"/orders/{order_id}", params=params)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    async def events(self, order_id: str) -> list[dict]:
+        response = await self.orders.get(f"/orders/{order_id}/events")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    async def cancel(self, order_id: str) -> httpx.Response:
+        return await self.orders.post(f"/orders/{order_id}/cancel")
+
+    async def wait_for_status(self, order_id: str, *statuses: str, timeout: float = 30) -> dict:
+        async def probe() -> dict | None:
+            order = await self.order(order_id)
+            return order if order["status"] in statuses else None
+
+        return await eventually(probe, timeout=timeout, what=f"order {order_id} to be {statuses}")
+
+    async def wait_until_terminal(self, order_id: str, timeout: float = 60) -> dict:
+        return await self.wait_for_status(order_id, *TERMINAL_ORDER_STATUSES, timeout=timeout)
