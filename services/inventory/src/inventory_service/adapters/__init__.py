@@ -1,0 +1,1 @@
+"""Postgres adapters: the inventory's tables and the repositories that load and save the domain."""

@@ -1,0 +1,1 @@
+"""The inventory's processes: HTTP API, event worker, outbox relay."""

@@ -1,0 +1,72 @@
+"""The HTTP API's request and response bodies (the public contract; the tables may differ)."""
+
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from inventory_service.service_layer.handlers import MAX_STOCK
+
+MAX_UNIT_PRICE = 10**12  # minor units: a ten-billion price tag is a typo, not a product
+
+# Strict: a float or a string where a count or an amount is expected is refused, never rounded.
+StockCount = Annotated[int, Field(strict=True, ge=0, le=MAX_STOCK)]
+
+
+class Problem(BaseModel):
+    detail: str = Field(description="What is wrong with the request")
+
+
+class ProductIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"\S")]
+    unit_price: Annotated[
+        int, Field(strict=True, ge=0, le=MAX_UNIT_PRICE, description="Price in the currency's minor units")
+    ]
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$"), Field(description="ISO 4217 code")]
+    available: Annotated[StockCount, Field(description="Units on sale, not held by any order")]
+    reorder_level: Annotated[StockCount, Field(description="A LowStockAlert fires when available falls below")]
+
+
+class RestockIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    quantity: Annotated[int, Field(strict=True, ge=1, le=MAX_STOCK, description="Units added to available")]
+
+
+class ProductOut(BaseModel):
+    sku: str
+    name: str
+    unit_price: int
+    currency: str
+    available: int
+    reserved: int = Field(description="Units held for orders awaiting payment")
+    sold: int = Field(description="Units of paid orders")
+    reorder_level: int
+    updated_at: datetime
+
+
+class ReservedItem(BaseModel):
+    sku: str
+    quantity: int
+    unit_price: int
+
+
+class Failure(BaseModel):
+    sku: str
+    requested: int
+    available: int
+    reason: Literal["insufficient_stock", "unknown_sku", "currency_mismatch"]
+
+
+class ReservationOut(BaseModel):
+    order_id: UUID
+    status: Literal["RESERVED", "SOLD", "RELEASED", "FAILED"]
+    items: list[ReservedItem] = Field(description="The lines held, priced from the catalog; empty when FAILED")
+    total_amount: int | None = Field(description="Minor units; null when FAILED")
+    currency: str | None
+    failures: list[Failure] = Field(description="Why the reservation failed; empty otherwise")
+    created_at: datetime
+    updated_at: datetime
