@@ -1,0 +1,151 @@
+"""Fixtures for the inventory's handlers and API against the real Postgres (`make up-infra`).
+
+Tests share the schema with a running inventory service, so each one uses fresh SKUs and order ids
+and looks only at its own rows.
+"""
+
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from inventory_service import views
+from inventory_service.entrypoints.api import create_app
+from inventory_service.service_layer.commands import PutProduct
+from inventory_service.service_layer.handlers import put_product
+from inventory_service.settings import Settings
+from shared.db import create_engine, create_session_factory
+from shared.events import Envelope, Event, OrderCreated, OrderLine
+from shared.events.base import utc_now
+from shared.events.codec import decode
+from shared.outbox.tables import outbox
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+ALEMBIC_INI = Path(__file__).resolve().parents[3] / "services" / "inventory" / "alembic.ini"
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    # Enough connections for the concurrency tests' 20 simultaneous transactions.
+    return Settings(db_pool_size=25, db_max_overflow=5)
+
+
+@pytest.fixture(scope="session")
+def migrated() -> None:
+    """The schema at head, as the service's pre-start step leaves it (idempotent)."""
+    alembic = Path(sys.executable).with_name("alembic")
+    subprocess.run([str(alembic), "-c", str(ALEMBIC_INI), "upgrade", "head"], check=True, capture_output=True)
+
+
+@pytest.fixture(scope="session")
+async def sessions(settings: Settings, migrated: None) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = create_engine(settings, role="tests")
+    yield create_session_factory(engine)
+    await engine.dispose()
+
+
+@pytest.fixture
+def in_transaction(sessions) -> Callable[..., Awaitable[Any]]:
+    """`await in_transaction(handler, *args)`: one unit of work, committed, as the worker runs it."""
+
+    async def run(handler: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        async with sessions() as session, session.begin():
+            return await handler(session, *args)
+
+    return run
+
+
+@pytest.fixture
+def new_sku() -> Callable[[str], str]:
+    return lambda name="IT": f"{name}-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def add_product(in_transaction) -> Callable[..., Awaitable[None]]:
+    async def add(
+        sku: str, *, available: int, unit_price: int = 1000, currency: str = "EUR", reorder_level: int = 0
+    ) -> None:
+        command = PutProduct(sku, f"Product {sku}", unit_price, currency, available, reorder_level)
+        await in_transaction(put_product, command)
+
+    return add
+
+
+@pytest.fixture
+def order_created() -> Callable[..., Envelope]:
+    """`order_created({sku: units, ...}, order_id=None)`: an OrderCreated as the order service sends it."""
+
+    def build(quantities: dict[str, int], order_id: uuid.UUID | None = None) -> Envelope:
+        event = OrderCreated(
+            order_id=order_id or uuid.uuid4(),
+            customer_id="customer-it",
+            items=tuple(OrderLine(sku=sku, quantity=quantity) for sku, quantity in quantities.items()),
+            payment_token="tok_visa",
+            created_at=utc_now(),
+        )
+        return incoming(event)
+
+    return build
+
+
+def incoming(event: Event) -> Envelope:
+    """An event as another service's relay would deliver it (a fresh event id every time)."""
+    return Envelope.new(event, source="integration-tests")
+
+
+@pytest.fixture(name="incoming")
+def incoming_fixture() -> Callable[[Event], Envelope]:
+    return incoming
+
+
+@pytest.fixture
+def stock(sessions) -> Callable[[str], Awaitable[tuple[int, int, int]]]:
+    """`await stock(sku)`: the product's (available, reserved, sold)."""
+
+    async def read(sku: str) -> tuple[int, int, int]:
+        async with sessions() as session:
+            row = await views.product(session, sku)
+        assert row is not None, f"no product {sku}"
+        return row["available"], row["reserved"], row["sold"]
+
+    return read
+
+
+@pytest.fixture
+def reservation(sessions) -> Callable[[uuid.UUID], Awaitable[dict[str, Any] | None]]:
+    """`await reservation(order_id)`: the reservation row, or None."""
+
+    async def read(order_id: uuid.UUID) -> dict[str, Any] | None:
+        async with sessions() as session:
+            return await views.reservation(session, order_id)
+
+    return read
+
+
+@pytest.fixture
+def outbox_events(sessions) -> Callable[[str], Awaitable[list[Envelope]]]:
+    """`await outbox_events(key)`: the envelopes written to the outbox under that record key, in order."""
+
+    async def read(key: str) -> list[Envelope]:
+        async with sessions() as session:
+            rows = await session.execute(
+                select(outbox.c.value, outbox.c.headers).where(outbox.c.key == key).order_by(outbox.c.id)
+            )
+            return [decode(row.value, [(k, v.encode()) for k, v in row.headers.items()]) for row in rows]
+
+    return read
+
+
+@pytest.fixture(scope="session")
+async def api(settings: Settings, migrated: None) -> AsyncIterator[httpx.AsyncClient]:
+    """The inventory's HTTP API in process, its lifespan run as uvicorn would run it."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://inventory") as client:
+            yield client
