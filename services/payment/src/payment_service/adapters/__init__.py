@@ -1,0 +1,1 @@
+"""Postgres adapters: the payments table and the repository that loads and saves a Payment."""

@@ -1,0 +1,1 @@
+"""The payment service's processes: HTTP API, event worker, outbox relay."""
