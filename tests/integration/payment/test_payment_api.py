@@ -1,0 +1,59 @@
+"""The payment service's HTTP API, in process, against the real Postgres."""
+
+import uuid
+
+import pytest
+from payment_service.service_layer.handlers import cancel_payment, record_order, record_reservation
+
+pytestmark = pytest.mark.infra
+
+FIELDS = {
+    "order_id",
+    "status",
+    "amount",
+    "currency",
+    "payment_id",
+    "failure_reason",
+    "charged_at",
+    "refunded_at",
+    "created_at",
+    "updated_at",
+}
+
+
+async def test_a_charged_then_refunded_payment_shows_its_amount_and_times_but_never_the_token(
+    api, order_id, order_created, stock_reserved, order_cancelled, in_transaction
+):
+    await in_transaction(record_order, order_created(order_id, "tok_visa"))
+    await in_transaction(record_reservation, stock_reserved(order_id, amount=4200, currency="USD"))
+    charged = (await api.get(f"/payments/{order_id}")).json()
+    await in_transaction(cancel_payment, order_cancelled(order_id))
+
+    response = await api.get(f"/payments/{order_id}")
+
+    assert response.status_code == 200
+    refunded = response.json()
+    assert set(refunded) == FIELDS
+    assert "tok_visa" not in response.text
+    assert charged["status"] == "CHARGED" and charged["refunded_at"] is None
+    assert refunded["status"] == "REFUNDED"
+    assert (refunded["amount"], refunded["currency"]) == (4200, "USD")
+    assert refunded["payment_id"] == charged["payment_id"] is not None
+    assert refunded["charged_at"] == charged["charged_at"] and refunded["refunded_at"] is not None
+
+
+async def test_a_payment_awaiting_its_amount_has_none_yet(api, order_id, order_created, in_transaction):
+    await in_transaction(record_order, order_created(order_id))
+
+    body = (await api.get(f"/payments/{order_id}")).json()
+
+    assert body["status"] == "AWAITING_DETAILS"
+    assert (body["amount"], body["currency"], body["payment_id"], body["charged_at"]) == (None, None, None, None)
+
+
+async def test_an_unknown_order_is_404_and_a_malformed_id_422(api):
+    unknown = await api.get(f"/payments/{uuid.uuid4()}")
+    malformed = await api.get("/payments/not-a-uuid")
+
+    assert unknown.status_code == 404 and "no payment" in unknown.json()["detail"]
+    assert malformed.status_code == 422 and malformed.json()["detail"]
