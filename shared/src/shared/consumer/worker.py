@@ -67,10 +67,15 @@ class EventWorker:
                     await self.commit()
                 await self._purge_processed_events_now_and_then()
         finally:
-            await self.commit()
-            await consumer.stop()  # leaves the group, so partitions move on at once
-            await producer.stop()
-            log.info("worker stopped")
+            # Each step runs even if the one before failed (a broker down while stopping).
+            try:
+                await self.commit()
+            finally:
+                try:
+                    await consumer.stop()  # leaves the group, so partitions move on at once
+                finally:
+                    await producer.stop()
+                    log.info("worker stopped")
 
     async def commit(self) -> None:
         if not self._done:
