@@ -1,0 +1,437 @@
+"""docker-compose.yml is a valid Compose file with the topology of the local stack, and its monitoring
+configuration parses. Reads files only: no Docker, Kafka or Postgres needed.
+
+The local stack is the reference: infra/kafka/server.properties.template and kafka.sh (brokers),
+infra/postgres/postgres.sh and init.sql (database), infra/supervisord.conf (processes),
+infra/scripts/stack.sh (ports, migrations, topic provisioning).
+"""
+
+import configparser
+import importlib
+import itertools
+import json
+import re
+import shlex
+import tomllib
+import xml.etree.ElementTree as ET
+from importlib.resources import files
+from pathlib import Path, PurePosixPath
+
+import jsonschema
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+SERVICES = ("order", "payment", "inventory")
+BROKERS = ("kafka-1", "kafka-2", "kafka-3")
+ROLES = ("api", "relay", "worker")
+# Where each process serves /metrics: an API on its HTTP port, relays and workers on their own.
+METRICS_PORTS = {
+    "order": {"api": 8001, "relay": 9111, "worker": 9112},
+    "payment": {"api": 8002, "relay": 9121, "worker": 9122},
+    "inventory": {"api": 8003, "relay": 9131, "worker": 9132},
+}
+# Broker settings that name addresses and paths, which differ between the host and containers by
+# design; they are checked one by one below. Every other setting must be the same.
+ADDRESS_SETTINGS = {
+    "node.id",
+    "controller.quorum.voters",
+    "listeners",
+    "advertised.listeners",
+    "listener.security.protocol.map",
+    "log.dirs",
+}
+
+
+def read(relative: str) -> str:
+    return (REPO / relative).read_text()
+
+
+def load_yaml(relative: str) -> dict:
+    return yaml.safe_load(read(relative))
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return load_yaml("docker-compose.yml")
+
+
+@pytest.fixture(scope="module")
+def services(compose) -> dict[str, dict]:
+    return compose["services"]
+
+
+def env_name(setting: str) -> str:
+    """The apache/kafka image's mapping of a server property to its environment variable."""
+    return "KAFKA_" + setting.upper().replace(".", "_")
+
+
+def server_properties() -> dict[str, str]:
+    lines = read("infra/kafka/server.properties.template").splitlines()
+    pairs = (line.split("=", 1) for line in lines if line.strip() and not line.startswith("#"))
+    return {key.strip(): value.strip() for key, value in pairs}
+
+
+def kafka_sh(variable: str) -> str:
+    """A variable's value (or its default, in `${OVERRIDE:-default}`) as infra/kafka/kafka.sh sets it."""
+    match = re.search(rf'^{variable}="?(?:\$\{{\w+:-)?([^"}}\n]*)\}}?"?$', read("infra/kafka/kafka.sh"), re.M)
+    assert match, f"{variable} not found in kafka.sh"
+    return match.group(1)
+
+
+def local_client_port(node_id: int) -> int:
+    """kafka.sh's client_port(): node N listens on 9090 + 2N."""
+    assert "client_port() { echo $((9090 + 2 * $1)); }" in read("infra/kafka/kafka.sh")
+    return 9090 + 2 * node_id
+
+
+def command_of(service: dict) -> list[str]:
+    command = service.get("command", [])
+    return shlex.split(command) if isinstance(command, str) else list(command)
+
+
+def listeners(value: str) -> dict[str, str]:
+    """'PLAINTEXT://kafka-1:19092,EXTERNAL://127.0.0.1:9092' -> {'PLAINTEXT': 'kafka-1:19092', ...}"""
+    return dict(entry.split("://", 1) for entry in value.split(","))
+
+
+def depends_on(service: dict) -> dict[str, str]:
+    return {name: spec["condition"] for name, spec in service.get("depends_on", {}).items()}
+
+
+def supervisor_programs() -> dict[str, str]:
+    """Program name -> command of every process in infra/supervisord.conf."""
+    config = configparser.RawConfigParser()
+    config.read_string(read("infra/supervisord.conf"))
+    return {
+        section.removeprefix("program:"): config[section]["command"]
+        for section in config.sections()
+        if section.startswith("program:")
+    }
+
+
+# --- the file itself ---------------------------------------------------------------------------
+
+
+def compose_schema() -> dict:
+    # check-jsonschema vendors the Compose specification's schema (`--builtin-schema vendor.compose-spec`).
+    return json.loads((files("check_jsonschema") / "builtin_schemas/vendor/compose-spec.json").read_text())
+
+
+def schema_errors(document: dict) -> list[str]:
+    validator = jsonschema.Draft202012Validator(compose_schema())
+    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(document)]
+
+
+def test_the_compose_file_is_valid_against_the_compose_specification(compose):
+    assert schema_errors(compose) == []
+
+
+def test_the_schema_check_rejects_a_misspelt_service_key(compose):
+    broken = {**compose, "services": {**compose["services"], "postgres": {"imagee": "postgres:15"}}}
+
+    assert any("imagee" in error for error in schema_errors(broken))
+
+
+# --- Kafka: the brokers of kafka.sh and server.properties.template ---------------------------------
+
+
+def test_there_are_three_brokers_like_the_local_cluster(services):
+    assert [name for name in services if name.startswith("kafka-")] == list(BROKERS)
+    assert kafka_sh("BROKERS") == str(len(BROKERS))
+
+
+@pytest.mark.parametrize("broker", BROKERS)
+def test_a_broker_runs_the_kafka_version_of_the_local_jars(services, broker):
+    pom = ET.parse(REPO / "infra/kafka/pom.xml").getroot()
+    version = pom.find("{http://maven.apache.org/POM/4.0.0}properties/{http://maven.apache.org/POM/4.0.0}kafka.version")
+
+    assert services[broker]["image"] == f"apache/kafka:{version.text}"
+
+
+@pytest.mark.parametrize("broker", BROKERS)
+def test_a_broker_has_every_setting_of_the_local_brokers(services, broker):
+    environment = services[broker]["environment"]
+    local = {key: value for key, value in server_properties().items() if key not in ADDRESS_SETTINGS}
+
+    assert {key: str(environment.get(env_name(key))) for key in local} == local
+
+
+@pytest.mark.parametrize("broker", BROKERS)
+def test_a_broker_has_the_durability_settings_of_the_design(services, broker):
+    environment = services[broker]["environment"]
+
+    assert environment["KAFKA_MIN_INSYNC_REPLICAS"] == "2"
+    assert environment["KAFKA_UNCLEAN_LEADER_ELECTION_ENABLE"] == "false"
+    assert environment["KAFKA_DEFAULT_REPLICATION_FACTOR"] == "3"
+    assert environment["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "3"
+    assert environment["KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"] == "3"
+    assert environment["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"] == "2"
+    assert environment["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+    assert environment["KAFKA_NUM_PARTITIONS"] == "12"
+
+
+@pytest.mark.parametrize("broker", BROKERS)
+def test_a_broker_is_a_combined_broker_and_controller_in_the_local_cluster(services, broker):
+    environment = services[broker]["environment"]
+
+    assert environment["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert environment["CLUSTER_ID"] == kafka_sh("CLUSTER_ID")
+    assert environment["KAFKA_HEAP_OPTS"] == kafka_sh("HEAP")
+
+
+def test_the_brokers_have_node_ids_one_to_three_and_one_quorum_of_three_voters(services):
+    node_ids = [services[b]["environment"]["KAFKA_NODE_ID"] for b in BROKERS]
+    voters = {services[b]["environment"]["KAFKA_CONTROLLER_QUORUM_VOTERS"] for b in BROKERS}
+    local_voters = [v.split("@")[0] for v in kafka_sh("VOTERS").split(",")]
+
+    assert node_ids == ["1", "2", "3"]
+    assert len(voters) == 1, "every broker names the same quorum"
+    (quorum,) = voters
+    assert quorum == ",".join(f"{n}@kafka-{n}:9093" for n in node_ids)
+    assert local_voters == node_ids
+
+
+@pytest.mark.parametrize("node_id", [1, 2, 3])
+def test_a_broker_is_reachable_from_the_host_on_its_local_port_and_from_containers_by_name(services, node_id):
+    broker = services[f"kafka-{node_id}"]
+    environment = broker["environment"]
+    port = local_client_port(node_id)
+    bound = listeners(environment["KAFKA_LISTENERS"])
+    advertised = listeners(environment["KAFKA_ADVERTISED_LISTENERS"])
+    protocols = dict(p.split(":") for p in environment["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    local_protocols = dict(p.split(":") for p in server_properties()["listener.security.protocol.map"].split(","))
+
+    assert advertised == {"PLAINTEXT": f"kafka-{node_id}:19092", "EXTERNAL": f"127.0.0.1:{port}"}
+    assert bound == {"PLAINTEXT": ":19092", "CONTROLLER": ":9093", "EXTERNAL": f":{port}"}
+    assert broker["ports"] == [f"{port}:{port}"]
+    assert local_protocols.items() <= protocols.items()
+    assert set(protocols) == set(bound)
+    assert environment["KAFKA_INTER_BROKER_LISTENER_NAME"] == "PLAINTEXT"
+
+
+@pytest.mark.parametrize("broker", BROKERS)
+def test_a_broker_keeps_its_log_in_a_volume_and_reports_health(services, broker):
+    log_dir = services[broker]["environment"]["KAFKA_LOG_DIRS"]
+
+    assert any(volume.endswith(f":{log_dir}") for volume in services[broker]["volumes"])
+    assert services[broker]["healthcheck"]["test"]
+
+
+# --- Postgres: postgres.sh and init.sql ----------------------------------------------------------
+
+
+def test_postgres_runs_init_sql_and_listens_on_the_local_port(services):
+    postgres = services["postgres"]
+    local_port = re.search(r"PGPORT_ECOMMERCE:-(\d+)", read("infra/postgres/postgres.sh")).group(1)
+
+    assert postgres["image"] == "postgres:15"
+    assert "./infra/postgres/init.sql:/docker-entrypoint-initdb.d/init.sql:ro" in postgres["volumes"]
+    assert postgres["ports"] == [f"{local_port}:5432"]
+    assert (REPO / "infra/postgres/init.sql").is_file()
+
+
+def test_postgres_has_the_server_settings_of_the_local_cluster_including_a_logical_wal(services):
+    command = command_of(services["postgres"])
+    settings = dict(arg.split("=", 1) for flag, arg in itertools.pairwise(command) if flag == "-c")
+    conf = re.search(r"<<CONF\n(.*?)\nCONF", read("infra/postgres/postgres.sh"), re.S).group(1)
+    local = dict(line.replace(" ", "").split("=", 1) for line in conf.splitlines())
+    local.pop("listen_addresses")  # a container listens on its own network, not on the host's loopback
+
+    assert settings["wal_level"] == "logical"
+    assert {key: settings.get(key) for key in local} == {key: value.strip("'") for key, value in local.items()}
+
+
+# --- The services: supervisord.conf and stack.sh -------------------------------------------------
+
+
+def test_every_process_of_supervisord_conf_is_a_compose_service_with_the_same_command(services):
+    programs = supervisor_programs()
+
+    for program, command in programs.items():
+        assert program in services, f"{program} runs locally but not in compose"
+        if not program.startswith("kafka-"):
+            assert command_of(services[program]) == [PurePosixPath(command).name]
+    service_processes = {name for name in services if name.rsplit("-", 1)[-1] in ROLES}
+    assert service_processes == {p for p in programs if not p.startswith("kafka-")}
+
+
+@pytest.mark.parametrize("svc", SERVICES)
+def test_an_api_publishes_the_port_of_the_local_stack(services, svc):
+    local_ports = dict(re.findall(r"\[(\w+)\]=(\d+)", read("infra/scripts/stack.sh")))
+
+    assert services[f"{svc}-api"]["ports"] == [f"{local_ports[svc]}:{local_ports[svc]}"]
+    assert int(local_ports[svc]) == METRICS_PORTS[svc]["api"]
+
+
+@pytest.mark.parametrize("svc", SERVICES)
+def test_a_service_connects_as_its_own_role_and_to_the_brokers_by_their_internal_listener(services, svc):
+    prefix = svc.upper()
+    internal = {listeners(services[b]["environment"]["KAFKA_ADVERTISED_LISTENERS"])["PLAINTEXT"] for b in BROKERS}
+
+    for role in ("migrate", *ROLES):
+        environment = services[f"{svc}-{role}"]["environment"]
+        assert environment[f"{prefix}_DATABASE_URL"] == (
+            f"postgresql+asyncpg://{svc}_svc:{svc}_svc@postgres:5432/ecommerce"
+        )
+        assert set(environment[f"{prefix}_KAFKA_BOOTSTRAP_SERVERS"].split(",")) == internal
+    assert f"CREATE ROLE {svc}_svc LOGIN" in read("infra/postgres/init.sql")
+
+
+@pytest.mark.parametrize("svc", SERVICES)
+def test_a_service_starts_after_its_migrations_and_the_topics(services, svc):
+    for role in ROLES:
+        assert depends_on(services[f"{svc}-{role}"]) == {
+            "postgres": "service_healthy",
+            "topics": "service_completed_successfully",
+            f"{svc}-migrate": "service_completed_successfully",
+        }
+        assert services[f"{svc}-{role}"]["restart"] == "unless-stopped"
+
+
+@pytest.mark.parametrize("svc", SERVICES)
+def test_migrations_run_once_like_stack_sh_does_them(services, svc):
+    migrate = services[f"{svc}-migrate"]
+    local = re.search(
+        r'cd "services/\$svc" && "\$REPO/.venv/bin/(alembic)" ([^|]*?) 2>&1', read("infra/scripts/stack.sh")
+    )
+
+    assert command_of(migrate) == [local.group(1), *shlex.split(local.group(2))]
+    assert PurePosixPath(migrate["working_dir"]).parts[-2:] == ("services", svc)
+    assert migrate["restart"] == "no"
+    assert depends_on(migrate) == {"postgres": "service_healthy"}
+
+
+@pytest.mark.parametrize("svc", SERVICES)
+def test_a_service_image_is_built_from_the_one_dockerfile_for_its_workspace_package(services, svc):
+    package = tomllib.loads(read(f"services/{svc}/pyproject.toml"))["project"]["name"]
+    dockerfile = read("Dockerfile")
+
+    for role in ("migrate", *ROLES):
+        build = services[f"{svc}-{role}"]["build"]
+        assert (build["context"], build.get("dockerfile", "Dockerfile"), build["args"]) == (
+            ".",
+            "Dockerfile",
+            {"SERVICE": svc},
+        )
+    assert package == f"{svc}-service"
+    assert 'uv sync --frozen --no-dev --package "${SERVICE}-service"' in dockerfile
+    assert dockerfile.startswith("#") and "FROM python:3.11-slim" in dockerfile
+
+
+def test_the_topics_are_provisioned_by_the_script_stack_sh_uses_once_the_brokers_are_healthy(services):
+    topics = services["topics"]
+    script = "infra/scripts/provision_topics.py"
+    internal = {listeners(services[b]["environment"]["KAFKA_ADVERTISED_LISTENERS"])["PLAINTEXT"] for b in BROKERS}
+
+    assert command_of(topics) == ["python", script]
+    assert f'"$PY" {script}' in read("infra/scripts/stack.sh")
+    assert f"COPY {script} infra/scripts/" in read("Dockerfile")
+    assert set(topics["environment"]["KAFKA_BOOTSTRAP_SERVERS"].split(",")) == internal
+    assert depends_on(topics) == {broker: "service_healthy" for broker in BROKERS}
+    assert topics["restart"] == "no"
+
+
+@pytest.mark.parametrize("svc", SERVICES)
+def test_a_service_settings_default_to_the_ports_compose_and_prometheus_use(svc):
+    settings_module = pytest.importorskip(f"{svc}_service.settings", reason="service settings not written yet")
+    fields = settings_module.Settings.model_fields
+
+    assert fields["http_port"].default == METRICS_PORTS[svc]["api"]
+    assert fields["relay_metrics_port"].default == METRICS_PORTS[svc]["relay"]
+    assert fields["worker_metrics_port"].default == METRICS_PORTS[svc]["worker"]
+
+
+# --- Monitoring: Prometheus and Grafana -------------------------------------------------------------
+
+
+def scrape_targets(config: dict) -> dict[str, set[str]]:
+    return {
+        job["job_name"]: {target for static in job["static_configs"] for target in static["targets"]}
+        for job in config["scrape_configs"]
+    }
+
+
+def test_prometheus_in_compose_scrapes_every_process_of_every_service_by_its_name(services):
+    targets = scrape_targets(load_yaml("infra/monitoring/prometheus.yml"))
+
+    for role in ROLES:
+        assert targets[role] == {f"{svc}-{role}:{METRICS_PORTS[svc][role]}" for svc in SERVICES}
+        assert all(target.split(":")[0] in services for target in targets[role])
+    assert "./infra/monitoring/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in services["prometheus"]["volumes"]
+
+
+def test_prometheus_for_the_local_stack_scrapes_the_same_ports_on_the_loopback():
+    local = scrape_targets(load_yaml("infra/monitoring/prometheus-local.yml"))
+
+    for role in ROLES:
+        assert local[role] == {f"127.0.0.1:{METRICS_PORTS[svc][role]}" for svc in SERVICES}
+
+
+@pytest.fixture(scope="module")
+def dashboard() -> dict:
+    return json.loads(read("infra/monitoring/grafana/dashboards/ecommerce.json"))
+
+
+def panel_queries(dashboard: dict) -> dict[str, list[str]]:
+    return {
+        panel["title"]: [target["expr"] for target in panel.get("targets", [])]
+        for panel in dashboard["panels"]
+        if panel["type"] != "row"
+    }
+
+
+@pytest.mark.parametrize(
+    ("panel", "query"),
+    [
+        ("Outbox backlog", "outbox_unpublished_events"),
+        ("Publish rate", "rate(outbox_events_published_total[1m])"),
+        ("Consumer outcomes", "sum by (service, outcome) (rate(consumer_events_total[1m]))"),
+        (
+            "Handler latency p95",
+            "histogram_quantile(0.95, sum by (service, event_type, le) (rate(consumer_handle_seconds_bucket",
+        ),
+        ("HTTP request rate", "rate(http_requests_total[1m])"),
+        ("HTTP latency p95", "histogram_quantile(0.95, sum by (service, route, le) (rate(http_request_seconds_bucket"),
+        ("Relay leader", "relay_is_leader"),
+    ],
+)
+def test_the_dashboard_has_a_panel_for_each_signal_of_the_system(dashboard, panel, query):
+    assert any(query in expr for expr in panel_queries(dashboard)[panel])
+
+
+def metric_names(expr: str) -> set[str]:
+    """The metric names a PromQL expression selects (not its functions, labels or ranges)."""
+    expr = re.sub(r"\b(by|without)\s*\([^)]*\)", "", expr)
+    expr = re.sub(r"\{[^}]*\}|\[[^\]]*\]", "", expr)
+    return set(re.findall(r"\b([a-zA-Z_:][\w:]*)\b(?!\s*\()", expr)) - {"up"}  # up: Prometheus's own
+
+
+def exported_metric_names() -> set[str]:
+    from prometheus_client import REGISTRY
+
+    importlib.import_module("shared.metrics")  # registers the services' metrics in the default registry
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "gauge": ("",)}
+    return {f.name + s for f in REGISTRY.collect() for s in suffixes.get(f.type, ())}
+
+
+def test_every_metric_the_dashboard_queries_is_exported_by_the_shared_machinery(dashboard):
+    queried = {name for exprs in panel_queries(dashboard).values() for expr in exprs for name in metric_names(expr)}
+
+    assert queried, "the dashboard queries no metric"
+    assert queried <= exported_metric_names(), queried - exported_metric_names()
+
+
+def test_the_dashboard_and_its_provisioning_agree_with_compose(services, dashboard):
+    datasources = load_yaml("infra/monitoring/grafana/provisioning/datasources/prometheus.yml")["datasources"]
+    (provider,) = load_yaml("infra/monitoring/grafana/provisioning/dashboards/dashboards.yml")["providers"]
+    (prometheus,) = [d for d in datasources if d["type"] == "prometheus"]
+    mounts = dict(volume.split(":")[:2] for volume in services["grafana"]["volumes"])
+
+    assert dashboard["uid"] and dashboard["title"]
+    assert {panel["datasource"]["uid"] for panel in dashboard["panels"] if panel["type"] != "row"} == {
+        prometheus["uid"]
+    }
+    assert prometheus["url"] == "http://prometheus:9090" and "prometheus" in services
+    assert mounts["./infra/monitoring/grafana/dashboards"] == provider["options"]["path"]
+    assert mounts["./infra/monitoring/grafana/provisioning"] == "/etc/grafana/provisioning"
