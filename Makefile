@@ -63,7 +63,7 @@ lint: install
 
 # Kafka's command-line tools against the local cluster, e.g.
 #   make kafka-tool ARGS="consumer-groups --bootstrap-server 127.0.0.1:9092 --describe --all-groups"
-kafka-tool: install
+kafka-tool:
 	@bash infra/kafka/kafka.sh tool $(ARGS)
 
 psql:

@@ -34,7 +34,7 @@ install() {
 
 java_cmd() {
   exec java $HEAP -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
-    -Dlog4j2.configurationFile="$REPO/infra/kafka/log4j2.yaml" -Dkafka.logs.dir="$RUN_DIR/logs" \
+    -Dlog4j2.configurationFile="$REPO/infra/kafka/log4j2.yaml" \
     -cp "$LIBS/*" "$@"
 }
 
@@ -73,7 +73,7 @@ tool() {
     console-producer) cls=org.apache.kafka.tools.ConsoleProducer ;;
     producer-perf-test) cls=org.apache.kafka.tools.ProducerPerformance ;;
     consumer-perf-test) cls=org.apache.kafka.tools.ConsumerPerformance ;;
-    configs) cls=kafka.admin.ConfigCommand ;;
+    configs) cls=org.apache.kafka.tools.ConfigCommand ;;
     metadata-quorum) cls=org.apache.kafka.tools.MetadataQuorumCommand ;;
     get-offsets) cls=org.apache.kafka.tools.GetOffsetShell ;;
     delete-records) cls=org.apache.kafka.tools.DeleteRecordsCommand ;;
