@@ -24,6 +24,7 @@ EXCEPTION_MESSAGE = "kafka_dlt-exception-message"
 EXCEPTION_STACKTRACE = "kafka_dlt-exception-stacktrace"
 
 MAX_STACKTRACE_BYTES = 16 * 1024
+MAX_MESSAGE_BYTES = 4096
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ def exception_fqcn(exc: BaseException) -> str:
 
 def dead_letter_for(record: ConsumerRecord, exc: BaseException, group_id: str) -> DeadLetter:
     """The DLT record for `record`: same partition number, original bytes, the cause in headers."""
-    stacktrace = "".join(traceback.format_exception(exc)).encode()[-MAX_STACKTRACE_BYTES:]
+    stacktrace = _utf8_cut("".join(traceback.format_exception(exc)), -MAX_STACKTRACE_BYTES)
     headers = [
         *(record.headers or ()),
         (ORIGINAL_TOPIC, record.topic.encode()),
@@ -52,7 +53,7 @@ def dead_letter_for(record: ConsumerRecord, exc: BaseException, group_id: str) -
         (ORIGINAL_TIMESTAMP_TYPE, b"CreateTime" if record.timestamp_type == 0 else b"LogAppendTime"),
         (ORIGINAL_CONSUMER_GROUP, group_id.encode()),
         (EXCEPTION_FQCN, exception_fqcn(exc).encode()),
-        (EXCEPTION_MESSAGE, str(exc).encode()[:4096]),
+        (EXCEPTION_MESSAGE, _utf8_cut(str(exc), MAX_MESSAGE_BYTES)),
         (EXCEPTION_STACKTRACE, stacktrace),
     ]
     return DeadLetter(
@@ -62,6 +63,15 @@ def dead_letter_for(record: ConsumerRecord, exc: BaseException, group_id: str) -
         value=record.value,
         headers=headers,
     )
+
+
+def _utf8_cut(text: str, limit: int) -> bytes:
+    """The first `limit` bytes of the text's UTF-8 (the last `-limit` if negative), never cutting a
+    character in two: the headers stay valid UTF-8 for whoever reads them as strings (a lone
+    surrogate in an exception message is escaped rather than failing the dead-lettering)."""
+    encoded = text.encode(errors="backslashreplace")
+    cut = encoded[:limit] if limit >= 0 else encoded[limit:]
+    return cut.decode(errors="ignore").encode()
 
 
 def read_dlt_headers(headers: list[tuple[str, bytes]]) -> dict[str, str | int]:

@@ -211,7 +211,10 @@ def _parse_time(text: str) -> datetime:
         raise InvalidHeader(Header.OCCURRED_AT, f"is not an ISO-8601 time: {text[:64]!r}") from None
     if moment.tzinfo is None:
         raise InvalidHeader(Header.OCCURRED_AT, f"has no UTC offset: {text[:64]!r}")
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00+01:00: the UTC time is before year 1
+        raise InvalidHeader(Header.OCCURRED_AT, f"is out of range in UTC: {text[:64]!r}") from None
 
 
 def _parse_event(cls: type[Event], value: bytes | None) -> Event:
