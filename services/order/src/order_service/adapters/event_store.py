@@ -1,0 +1,127 @@
+"""The event store: each order's events, appended in version order, read back to fold the order."""
+
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+from uuid import UUID
+
+from shared.events import Envelope
+from shared.events.registry import event_class
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from order_service.domain import CorruptHistory, OrderEvent, RecordedEvent
+
+from .tables import order_events
+
+UNIQUE_VIOLATION = "23505"
+VERSION_CONSTRAINT = "order_events_pkey"
+
+
+class ConcurrencyConflict(Exception):
+    """Another writer appended the same version of the order first; retrying reloads the order."""
+
+    def __init__(self, order_id: UUID) -> None:
+        super().__init__(f"order {order_id} was changed concurrently; try again")
+        self.order_id = order_id
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """One row of the event store, as the audit trail shows it."""
+
+    order_id: UUID
+    version: int
+    event_id: UUID
+    event_type: str
+    schema_version: int
+    data: dict[str, Any]
+    occurred_at: datetime
+
+    def recorded(self) -> RecordedEvent:
+        cls = event_class(self.event_type, self.schema_version)
+        if cls is None:
+            raise CorruptHistory(
+                f"order {self.order_id} v{self.version}: unknown {self.event_type} v{self.schema_version}"
+            )
+        event = cast(OrderEvent, cls.model_validate(self.data))
+        return RecordedEvent(version=self.version, event=event, occurred_at=self.occurred_at)
+
+
+def stored_event(recorded: RecordedEvent, envelope: Envelope) -> StoredEvent:
+    """The row for a new event; it shares the outbox envelope's id and time, so the topic's
+    events are exactly the store's."""
+    event = recorded.event
+    return StoredEvent(
+        order_id=event.order_id,
+        version=recorded.version,
+        event_id=envelope.event_id,
+        event_type=event.event_type,
+        schema_version=event.schema_version,
+        data=event.model_dump(mode="json"),
+        occurred_at=envelope.occurred_at,
+    )
+
+
+async def append(session: AsyncSession, events: Sequence[StoredEvent]) -> None:
+    """Append new events; raises ConcurrencyConflict if one of their versions is already taken."""
+    if not events:
+        return
+    rows = [
+        {
+            "order_id": e.order_id,
+            "version": e.version,
+            "event_id": e.event_id,
+            "event_type": e.event_type,
+            "schema_version": e.schema_version,
+            "data": e.data,
+            "occurred_at": e.occurred_at,
+        }
+        for e in events
+    ]
+    try:
+        await session.execute(insert(order_events), rows)
+    except IntegrityError as error:
+        if _is_version_taken(error):
+            raise ConcurrencyConflict(events[0].order_id) from error
+        raise
+
+
+async def history(session: AsyncSession, order_id: UUID) -> list[StoredEvent]:
+    """The order's events, oldest first (empty for an unknown order)."""
+    result = await session.execute(
+        select(order_events).where(order_events.c.order_id == order_id).order_by(order_events.c.version)
+    )
+    return [StoredEvent(**row) for row in result.mappings()]
+
+
+async def all_histories(session: AsyncSession, batch_size: int = 5000) -> AsyncIterator[list[StoredEvent]]:
+    """Every order's history, one order at a time, streamed (for rebuilding the projection)."""
+    result = await session.stream(
+        select(order_events)
+        .order_by(order_events.c.order_id, order_events.c.version)
+        .execution_options(yield_per=batch_size)
+    )
+    current: list[StoredEvent] = []
+    async for row in result.mappings():
+        event = StoredEvent(**row)
+        if current and current[0].order_id != event.order_id:
+            yield current
+            current = []
+        current.append(event)
+    if current:
+        yield current
+
+
+def recorded_history(events: Iterable[StoredEvent]) -> list[RecordedEvent]:
+    return [event.recorded() for event in events]
+
+
+def _is_version_taken(error: IntegrityError) -> bool:
+    # asyncpg's exception (the adapted one's cause) names the violated constraint.
+    cause = getattr(error.orig, "__cause__", None)
+    return getattr(error.orig, "sqlstate", None) == UNIQUE_VIOLATION and (
+        getattr(cause, "constraint_name", None) == VERSION_CONSTRAINT
+    )

@@ -1,0 +1,153 @@
+"""The orders projection: one row per order holding its current state, derived from its events.
+
+`project` is the one mapping from a folded Order to a row; the write path, time travel and both
+rebuilds use it, so "the projection equals the fold" is checked against the same definition.
+"""
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import delete, insert, select, text, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from order_service.domain import Order, OrderItem, OrderStatus
+
+from .tables import orders
+
+
+@dataclass(frozen=True)
+class ProjectedOrder:
+    order_id: UUID
+    customer_id: str
+    status: OrderStatus
+    items: tuple[OrderItem, ...]
+    total_amount: int | None
+    currency: str | None
+    version: int
+    cancellation_reason: str | None
+    rejection_reason: str | None
+    payment_id: UUID | None
+    created_at: datetime
+    updated_at: datetime
+
+    def differences(self, other: "ProjectedOrder") -> list[tuple[str, Any, Any]]:
+        """(field, mine, theirs) for every field in which the two rows differ, in column order."""
+        return [
+            (f.name, getattr(self, f.name), getattr(other, f.name))
+            for f in fields(self)
+            if getattr(self, f.name) != getattr(other, f.name)
+        ]
+
+
+@dataclass(frozen=True)
+class Keyset:
+    """Where a page ends: the listing continues with orders strictly older than this one."""
+
+    created_at: datetime
+    order_id: UUID
+
+
+def project(order: Order) -> ProjectedOrder:
+    return ProjectedOrder(
+        order_id=order.order_id,
+        customer_id=order.customer_id,
+        status=order.status,
+        items=order.items,
+        total_amount=order.total_amount,
+        currency=order.currency,
+        version=order.version,
+        cancellation_reason=order.cancellation_reason,
+        rejection_reason=order.rejection_reason,
+        payment_id=order.payment_id,
+        created_at=order.created_at,
+        updated_at=order.updated_at,
+    )
+
+
+def to_row(projected: ProjectedOrder) -> dict[str, Any]:
+    row = {f.name: getattr(projected, f.name) for f in fields(projected)}
+    row["status"] = projected.status.value
+    row["items"] = [asdict(item) for item in projected.items]
+    return row
+
+
+def from_row(row: Any) -> ProjectedOrder:
+    values = dict(row)
+    values["status"] = OrderStatus(values["status"])
+    values["items"] = tuple(
+        OrderItem(sku=item["sku"], quantity=item["quantity"], unit_price=item.get("unit_price"))
+        for item in values["items"]
+    )
+    return ProjectedOrder(**values)
+
+
+async def lock(session: AsyncSession, order_id: UUID) -> bool:
+    """Lock the order's row until the transaction ends; False if there is no such order."""
+    result = await session.execute(select(orders.c.version).where(orders.c.order_id == order_id).with_for_update())
+    return result.first() is not None
+
+
+async def insert_new(session: AsyncSession, projected: ProjectedOrder) -> None:
+    await session.execute(insert(orders).values(to_row(projected)))
+
+
+async def replace(session: AsyncSession, projected: ProjectedOrder) -> None:
+    """Overwrite the row with the fold of the store: the projection follows the events, so a row
+    that had drifted is corrected by the next change."""
+    row = to_row(projected)
+    del row["order_id"]
+    result = await session.execute(update(orders).where(orders.c.order_id == projected.order_id).values(row))
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise RuntimeError(f"projection row of order {projected.order_id} vanished while locked")
+
+
+async def get(session: AsyncSession, order_id: UUID) -> ProjectedOrder | None:
+    result = await session.execute(select(orders).where(orders.c.order_id == order_id))
+    row = result.mappings().first()
+    return from_row(row) if row is not None else None
+
+
+async def page(
+    session: AsyncSession,
+    *,
+    limit: int,
+    customer_id: str | None = None,
+    status: OrderStatus | None = None,
+    after: Keyset | None = None,
+) -> tuple[list[ProjectedOrder], Keyset | None]:
+    """Orders newest first, at most `limit`, and where the next page starts (None on the last page)."""
+    query = select(orders).order_by(orders.c.created_at.desc(), orders.c.order_id.desc()).limit(limit + 1)
+    if customer_id is not None:
+        query = query.where(orders.c.customer_id == customer_id)
+    if status is not None:
+        query = query.where(orders.c.status == status.value)
+    if after is not None:
+        query = query.where(tuple_(orders.c.created_at, orders.c.order_id) < tuple_(after.created_at, after.order_id))
+    rows = [from_row(row) for row in (await session.execute(query)).mappings()]
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    return rows, Keyset(rows[-1].created_at, rows[-1].order_id)
+
+
+async def all_rows(session: AsyncSession) -> dict[UUID, ProjectedOrder]:
+    result = await session.stream(select(orders).execution_options(yield_per=5000))
+    return {row["order_id"]: from_row(row) async for row in result.mappings()}
+
+
+async def lock_table(session: AsyncSession) -> None:
+    """Block every writer (each locks its order's row first) while plain reads go on."""
+    await session.execute(text("LOCK TABLE orders IN EXCLUSIVE MODE"))
+
+
+async def remove(session: AsyncSession, order_ids: Sequence[UUID]) -> None:
+    if order_ids:
+        await session.execute(delete(orders).where(orders.c.order_id.in_(order_ids)))
+
+
+async def insert_many(session: AsyncSession, projected: Sequence[ProjectedOrder]) -> None:
+    if projected:
+        await session.execute(insert(orders), [to_row(p) for p in projected])

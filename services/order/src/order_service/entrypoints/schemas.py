@@ -1,0 +1,131 @@
+"""The HTTP API's request and response bodies (separate from the tables and the domain)."""
+
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+from shared.events.base import Sku
+
+from order_service.adapters.event_store import StoredEvent
+from order_service.adapters.projection import ProjectedOrder
+from order_service.domain import MAX_LINES, OrderStatus
+from order_service.domain.order import MAX_CUSTOMER_ID_LENGTH, MAX_QUANTITY
+from order_service.service_layer.commands import Line, PlaceOrder
+
+REDACTED = "[redacted]"
+# Event fields the audit trail does not show: a payment token lets its holder charge the customer.
+SECRET_FIELDS = frozenset({"payment_token"})
+
+
+class LineIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sku: Sku
+    quantity: Annotated[int, Field(strict=True, ge=1, le=MAX_QUANTITY)]
+
+
+class PlaceOrderIn(BaseModel):
+    """A customer's order. Prices are not given: inventory prices the lines from its catalog."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"customer_id": "customer-42", "items": [{"sku": "SKU-1", "quantity": 2}], "payment_token": "tok_visa"}
+            ]
+        },
+    )
+
+    customer_id: Annotated[str, Field(min_length=1, max_length=MAX_CUSTOMER_ID_LENGTH)]
+    items: Annotated[list[LineIn], Field(min_length=1, max_length=MAX_LINES)]
+    payment_token: Annotated[str, Field(min_length=1, max_length=256)]
+
+    def to_command(self, idempotency_key: str | None) -> PlaceOrder:
+        return PlaceOrder(
+            customer_id=self.customer_id,
+            items=tuple(Line(item.sku, item.quantity) for item in self.items),
+            payment_token=self.payment_token,
+            idempotency_key=idempotency_key,
+        )
+
+
+class ItemOut(BaseModel):
+    sku: str
+    quantity: int
+    unit_price: int | None = Field(description="Catalog price in minor units; null until inventory reserved the line")
+
+
+class OrderOut(BaseModel):
+    order_id: UUID
+    customer_id: str
+    status: OrderStatus
+    items: list[ItemOut]
+    total_amount: int | None = Field(description="Minor units; null until the order is priced")
+    currency: str | None
+    version: int = Field(description="Number of events in the order's history")
+    cancellation_reason: str | None
+    rejection_reason: str | None
+    payment_id: UUID | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, order: ProjectedOrder) -> "OrderOut":
+        return cls(
+            order_id=order.order_id,
+            customer_id=order.customer_id,
+            status=order.status,
+            items=[ItemOut(sku=i.sku, quantity=i.quantity, unit_price=i.unit_price) for i in order.items],
+            total_amount=order.total_amount,
+            currency=order.currency,
+            version=order.version,
+            cancellation_reason=order.cancellation_reason,
+            rejection_reason=order.rejection_reason,
+            payment_id=order.payment_id,
+            created_at=order.created_at,
+            updated_at=order.updated_at,
+        )
+
+
+class OrderPage(BaseModel):
+    items: list[OrderOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page")
+
+
+class EventOut(BaseModel):
+    version: int
+    event_id: UUID = Field(description="The same id as the event's record on the order-events topic")
+    event_type: str
+    schema_version: int
+    occurred_at: datetime
+    data: dict[str, Any] = Field(description="The event as published, with the payment token redacted")
+
+    @classmethod
+    def of(cls, stored: StoredEvent) -> "EventOut":
+        return cls(
+            version=stored.version,
+            event_id=stored.event_id,
+            event_type=stored.event_type,
+            schema_version=stored.schema_version,
+            occurred_at=stored.occurred_at,
+            data=redacted(stored.data),
+        )
+
+
+def redacted(data: dict[str, Any]) -> dict[str, Any]:
+    return {name: REDACTED if name in SECRET_FIELDS else value for name, value in data.items()}
+
+
+def parse_as_of(text: str) -> datetime:
+    """An ISO-8601 time with a UTC offset ('Z' or '+01:00'). Raises ValueError saying what is wrong."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        hint = ""
+        if " " in text.strip():
+            hint = " (a '+' in a URL query means a space: write the offset as %2B01:00, or use Z)"
+        raise ValueError(f"as_of {text!r} is not an ISO-8601 time{hint}") from None
+    if moment.tzinfo is None:
+        raise ValueError(f"as_of {text!r} has no UTC offset; add Z or +HH:MM")
+    return moment

@@ -1,0 +1,135 @@
+"""The order service's use cases that change state: the customer's commands (from the API) and the
+reactions to inventory's and payment's events (from the worker). Each is one unit of work: lock
+the order, fold its events, apply the domain rule, then store the new events, the projection row
+and the outbox rows in the same transaction. None of them touches Kafka."""
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+from uuid import UUID, uuid4
+
+from shared.consumer.worker import Handler
+from shared.events import (
+    Envelope,
+    PaymentFailed,
+    PaymentProcessed,
+    StockReservationFailed,
+    StockReserved,
+)
+from shared.events.base import utc_now
+from shared.logging import get_logger
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from order_service.adapters import idempotency, projection
+from order_service.adapters.projection import ProjectedOrder
+from order_service.adapters.repository import OrderRepository
+from order_service.domain import Order, OrderEvent
+
+from .commands import CancelOrder, PlaceOrder
+from .errors import IdempotencyKeyReused, OrderNotFound
+from .idempotency import request_hash
+
+log = get_logger(__name__)
+
+E = TypeVar("E")
+
+
+@dataclass(frozen=True)
+class Placed:
+    order: ProjectedOrder
+    replayed: bool  # True when an earlier request with the same Idempotency-Key created it
+
+
+# -- commands (the API) ---------------------------------------------------------------------------
+
+
+async def place_order(session: AsyncSession, command: PlaceOrder, now: datetime | None = None) -> Placed:
+    """A new PENDING order and its OrderCreated. Raises InvalidOrder (nothing is written) or
+    IdempotencyKeyReused."""
+    order = Order.place(uuid4(), command.customer_id, command.items, command.payment_token, now or utc_now())
+    async with session.begin():
+        if command.idempotency_key is not None:
+            fingerprint = request_hash(command)
+            claim = await idempotency.claim(session, command.idempotency_key, fingerprint, order.order_id)
+            if claim.order_id != order.order_id:
+                if claim.request_hash != fingerprint:
+                    raise IdempotencyKeyReused(command.idempotency_key)
+                existing = await projection.get(session, claim.order_id)
+                if existing is None:  # the claim and the order commit together, so this is a bug
+                    raise RuntimeError(f"idempotency key {command.idempotency_key!r} points to no order")
+                return Placed(existing, replayed=True)
+        await OrderRepository(session).save(order)
+    return Placed(projection.project(order), replayed=False)
+
+
+async def cancel_order(session: AsyncSession, command: CancelOrder, now: datetime | None = None) -> ProjectedOrder:
+    """Cancel at the customer's request. Raises OrderNotFound or OrderNotCancellable."""
+    async with session.begin():
+        repository = OrderRepository(session)
+        order = await repository.get_for_update(command.order_id)
+        if order is None:
+            raise OrderNotFound(command.order_id)
+        order.cancel(now or utc_now())
+        await repository.save(order)
+    return projection.project(order)
+
+
+# -- reactions (the worker; called inside its per-message transaction) ---------------------------
+
+
+async def on_stock_reserved(session: AsyncSession, envelope: Envelope) -> None:
+    event = _expect(envelope, StockReserved)
+    await _react(session, envelope, event.order_id, lambda order, now: order.on_stock_reserved(event, now))
+
+
+async def on_stock_reservation_failed(session: AsyncSession, envelope: Envelope) -> None:
+    event = _expect(envelope, StockReservationFailed)
+    await _react(session, envelope, event.order_id, lambda order, now: order.on_stock_reservation_failed(event, now))
+
+
+async def on_payment_processed(session: AsyncSession, envelope: Envelope) -> None:
+    event = _expect(envelope, PaymentProcessed)
+    await _react(session, envelope, event.order_id, lambda order, now: order.on_payment_processed(event, now))
+
+
+async def on_payment_failed(session: AsyncSession, envelope: Envelope) -> None:
+    event = _expect(envelope, PaymentFailed)
+    await _react(session, envelope, event.order_id, lambda order, now: order.on_payment_failed(event, now))
+
+
+EVENT_HANDLERS: Mapping[str, Handler] = {
+    StockReserved.event_type: on_stock_reserved,
+    StockReservationFailed.event_type: on_stock_reservation_failed,
+    PaymentProcessed.event_type: on_payment_processed,
+    PaymentFailed.event_type: on_payment_failed,
+}
+
+
+def build_handlers(_sessions: Any = None) -> Mapping[str, Handler]:
+    """The worker's handlers; they use the session the worker opens per message."""
+    return EVENT_HANDLERS
+
+
+async def _react(
+    session: AsyncSession,
+    envelope: Envelope,
+    order_id: UUID,
+    react: Callable[[Order, datetime], list[OrderEvent]],
+) -> None:
+    repository = OrderRepository(session)
+    order = await repository.get_for_update(order_id)
+    if order is None:
+        # Our OrderCreated is published only after the order committed, so inventory and payment
+        # cannot know an order we lack; such an event was produced by someone else (a test, another
+        # environment). Acknowledged and logged rather than dead-lettered.
+        log.warning("event about an unknown order skipped", order_id=str(order_id))
+        return
+    if react(order, utc_now()):
+        await repository.save(order, caused_by=envelope)
+
+
+def _expect(envelope: Envelope, cls: type[E]) -> E:
+    if not isinstance(envelope.event, cls):
+        raise TypeError(f"a {cls.__name__} handler was given {envelope.event_type}")
+    return envelope.event

@@ -1,0 +1,66 @@
+"""Reads: the projection for the current state, the event store for history and time travel."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from order_service.adapters import event_store, projection
+from order_service.adapters.event_store import StoredEvent
+from order_service.adapters.projection import ProjectedOrder
+from order_service.domain import OrderStatus, state_at
+
+from .cursor import decode_cursor, encode_cursor
+from .errors import OrderNotFound
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[ProjectedOrder]
+    next_cursor: str | None
+
+
+async def get_order(session: AsyncSession, order_id: UUID) -> ProjectedOrder:
+    found = await projection.get(session, order_id)
+    if found is None:
+        raise OrderNotFound(order_id)
+    return found
+
+
+async def get_order_at(
+    session: AsyncSession, order_id: UUID, *, version: int | None = None, as_of: datetime | None = None
+) -> ProjectedOrder:
+    """The order as it was after `version` events or at time `as_of`, folded from the event store."""
+    history = await event_store.history(session, order_id)
+    if not history:
+        raise OrderNotFound(order_id)
+    if version is not None and version > history[-1].version:
+        raise OrderNotFound(
+            order_id, f"order {order_id} has no version {version} (its latest is {history[-1].version})"
+        )
+    order = state_at(event_store.recorded_history(history), version=version, as_of=as_of)
+    if order is None:
+        raise OrderNotFound(order_id, f"order {order_id} did not exist yet at {as_of.isoformat() if as_of else '?'}")
+    return projection.project(order)
+
+
+async def get_history(session: AsyncSession, order_id: UUID) -> list[StoredEvent]:
+    history = await event_store.history(session, order_id)
+    if not history:
+        raise OrderNotFound(order_id)
+    return history
+
+
+async def list_orders(
+    session: AsyncSession,
+    *,
+    limit: int,
+    customer_id: str | None = None,
+    status: OrderStatus | None = None,
+    cursor: str | None = None,
+) -> Page:
+    """Newest first. Raises InvalidCursor for a cursor this API did not hand out."""
+    after = decode_cursor(cursor) if cursor is not None else None
+    rows, last = await projection.page(session, limit=limit, customer_id=customer_id, status=status, after=after)
+    return Page(rows, encode_cursor(last) if last is not None else None)

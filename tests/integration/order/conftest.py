@@ -1,0 +1,104 @@
+"""Fixtures for the order service's adapters, handlers and API against the real Postgres
+(`make up-infra`). The schema is shared with a possibly running order service, so every test uses
+fresh order ids, customers and keys and looks only at its own rows."""
+
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from order_service.entrypoints.api import create_app
+from order_service.service_layer import handlers
+from order_service.service_layer.commands import Line, PlaceOrder
+from order_service.settings import Settings
+from shared.db import create_engine, create_session_factory
+from shared.events import Envelope
+from shared.events.codec import decode
+from shared.outbox.tables import outbox
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+ALEMBIC_INI = Path(__file__).resolve().parents[3] / "services" / "order" / "alembic.ini"
+
+
+@pytest.fixture(scope="session")
+def order_settings() -> Settings:
+    return Settings(db_pool_size=20, db_max_overflow=5)
+
+
+@pytest.fixture(scope="session")
+def migrated() -> None:
+    """The schema at head, as the service's pre-start step leaves it (idempotent)."""
+    alembic = Path(sys.executable).with_name("alembic")
+    subprocess.run(
+        [str(alembic), "-c", str(ALEMBIC_INI), "upgrade", "head"],
+        check=True,
+        capture_output=True,
+        cwd=ALEMBIC_INI.parent,
+    )
+
+
+@pytest.fixture(scope="session")
+async def sessions(order_settings: Settings, migrated: None) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = create_engine(order_settings, role="tests")
+    yield create_session_factory(engine)
+    await engine.dispose()
+
+
+@pytest.fixture
+def customer() -> str:
+    return f"it-customer-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def place(sessions, customer) -> Callable[..., Awaitable[uuid.UUID]]:
+    """`await place(("SKU-1", 2), ..., key=None)`: a new order of the test's customer; its id."""
+
+    async def run(*lines: tuple[str, int], key: str | None = None, token: str = "tok_visa") -> uuid.UUID:
+        command = PlaceOrder(
+            customer, tuple(Line(sku, quantity) for sku, quantity in lines or [("SKU-1", 1)]), token, key
+        )
+        async with sessions() as session:
+            placed = await handlers.place_order(session, command)
+        return placed.order.order_id
+
+    return run
+
+
+@pytest.fixture
+def in_transaction(sessions) -> Callable[..., Awaitable[Any]]:
+    """`await in_transaction(handler, *args)`: one unit of work, committed, as the worker runs it."""
+
+    async def run(handler: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        async with sessions() as session, session.begin():
+            return await handler(session, *args)
+
+    return run
+
+
+@pytest.fixture
+def outbox_events(sessions) -> Callable[[uuid.UUID], Awaitable[list[Envelope]]]:
+    """`await outbox_events(order_id)`: the envelopes the order's changes put in the outbox, in order."""
+
+    async def read(order_id: uuid.UUID) -> list[Envelope]:
+        async with sessions() as session:
+            rows = await session.execute(
+                select(outbox.c.value, outbox.c.headers).where(outbox.c.key == str(order_id)).order_by(outbox.c.id)
+            )
+            return [decode(row.value, [(k, v.encode()) for k, v in row.headers.items()]) for row in rows]
+
+    return read
+
+
+@pytest.fixture(scope="session")
+async def api(order_settings: Settings, migrated: None) -> AsyncIterator[httpx.AsyncClient]:
+    """The order HTTP API in process, its lifespan run as uvicorn would run it."""
+    app = create_app(order_settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://order") as client:
+            yield client

@@ -1,0 +1,205 @@
+"""The event store, the projection and the outbox, written together, against the real Postgres."""
+
+import asyncio
+import uuid
+from datetime import timedelta
+
+import pytest
+from order_service.adapters import event_store, projection
+from order_service.adapters.event_store import ConcurrencyConflict, StoredEvent
+from order_service.adapters.repository import OrderRepository
+from order_service.domain import Order, OrderNotCancellable, OrderStatus
+from order_service.service_layer import handlers, queries
+from order_service.service_layer.commands import CancelOrder
+from order_service.service_layer.errors import IdempotencyKeyReused, OrderNotFound
+from shared.events import (
+    Envelope,
+    PaymentFailed,
+    PaymentProcessed,
+    PricedLine,
+    ReservationFailure,
+    StockReservationFailed,
+    StockReserved,
+)
+from shared.events.base import utc_now
+
+pytestmark = pytest.mark.infra
+
+
+def from_inventory(event) -> Envelope:
+    return Envelope.new(event, source="inventory")
+
+
+def reserved(order_id: uuid.UUID, unit_price: int = 1000, quantity: int = 2) -> Envelope:
+    lines = (PricedLine(sku="SKU-1", quantity=quantity, unit_price=unit_price),)
+    return from_inventory(
+        StockReserved(order_id=order_id, items=lines, total_amount=unit_price * quantity, currency="EUR")
+    )
+
+
+def paid(order_id: uuid.UUID, amount: int = 2000) -> Envelope:
+    return Envelope.new(
+        PaymentProcessed(order_id=order_id, payment_id=uuid.uuid4(), amount=amount, currency="EUR"), source="payment"
+    )
+
+
+async def stored(sessions, order_id: uuid.UUID) -> list[StoredEvent]:
+    async with sessions() as session:
+        return await event_store.history(session, order_id)
+
+
+async def live(sessions, order_id: uuid.UUID):
+    async with sessions() as session:
+        return await projection.get(session, order_id)
+
+
+async def fold_of_store(sessions, order_id: uuid.UUID):
+    return projection.project(Order.from_history(event_store.recorded_history(await stored(sessions, order_id))))
+
+
+async def test_a_placed_order_is_its_event_its_projection_row_and_the_same_event_in_the_outbox(
+    sessions, place, outbox_events
+):
+    order_id = await place(("SKU-1", 2))
+
+    (created,) = await stored(sessions, order_id)
+    (sent,) = await outbox_events(order_id)
+
+    assert (created.version, created.event_type, created.schema_version) == (1, "OrderCreated", 1)
+    assert (sent.event_id, sent.occurred_at, sent.event) == (
+        created.event_id,
+        created.occurred_at,
+        created.recorded().event,
+    )
+    assert (sent.source, sent.correlation_id, sent.causation_id) == ("order", str(order_id), None)
+    row = await live(sessions, order_id)
+    assert row.status is OrderStatus.PENDING and row.version == 1
+    assert row == await fold_of_store(sessions, order_id)
+
+
+async def test_the_saga_s_answers_move_the_order_and_each_new_event_names_its_cause(
+    sessions, place, in_transaction, outbox_events
+):
+    order_id = await place(("SKU-1", 2))
+    reservation, payment = reserved(order_id), paid(order_id)
+
+    await in_transaction(handlers.on_stock_reserved, reservation)
+    assert (await live(sessions, order_id)).status is OrderStatus.AWAITING_PAYMENT
+    await in_transaction(handlers.on_payment_processed, payment)
+
+    row = await live(sessions, order_id)
+    assert (row.status, row.total_amount, row.currency, row.version) == (OrderStatus.CONFIRMED, 2000, "EUR", 3)
+    assert row == await fold_of_store(sessions, order_id)
+    events = await stored(sessions, order_id)
+    sent = await outbox_events(order_id)
+    assert [e.event_id for e in sent] == [e.event_id for e in events]
+    assert [e.event_type for e in sent] == ["OrderCreated", "OrderUpdated", "OrderConfirmed"]
+    assert [e.causation_id for e in sent] == [None, reservation.event_id, payment.event_id]
+    assert {e.correlation_id for e in sent} == {str(order_id)}
+
+
+async def test_a_repeated_or_late_answer_records_nothing(sessions, place, in_transaction, outbox_events):
+    order_id = await place()
+    await in_transaction(handlers.on_stock_reserved, reserved(order_id, quantity=1))
+    await in_transaction(handlers.on_payment_processed, paid(order_id, amount=1000))
+
+    await in_transaction(handlers.on_stock_reserved, reserved(order_id, quantity=1))  # redelivered, new event id
+    await in_transaction(handlers.on_payment_processed, paid(order_id, amount=1000))
+    failed = PaymentFailed(order_id=order_id, amount=1000, currency="EUR", reason="card_declined")
+    await in_transaction(handlers.on_payment_failed, Envelope.new(failed, source="payment"))
+
+    assert [e.event_type for e in await stored(sessions, order_id)] == [
+        "OrderCreated",
+        "OrderUpdated",
+        "OrderConfirmed",
+    ]
+    assert len(await outbox_events(order_id)) == 3
+
+
+async def test_a_failed_reservation_rejects_and_a_failed_payment_cancels(sessions, place, in_transaction):
+    rejected_id, declined_id = await place(), await place()
+    failure = ReservationFailure(sku="SKU-1", requested=1, available=0, reason="insufficient_stock")
+    await in_transaction(
+        handlers.on_stock_reservation_failed,
+        from_inventory(StockReservationFailed(order_id=rejected_id, failures=(failure,))),
+    )
+    await in_transaction(handlers.on_stock_reserved, reserved(declined_id, quantity=1))
+    failed = PaymentFailed(order_id=declined_id, amount=1000, currency="EUR", reason="card_declined")
+    await in_transaction(handlers.on_payment_failed, Envelope.new(failed, source="payment"))
+
+    rejected, declined = await live(sessions, rejected_id), await live(sessions, declined_id)
+    assert rejected.status is OrderStatus.REJECTED and "SKU-1" in rejected.rejection_reason
+    assert (declined.status, declined.cancellation_reason) == (OrderStatus.CANCELLED, "payment_failed")
+
+
+async def test_an_answer_about_an_unknown_order_is_acknowledged_without_a_trace(sessions, in_transaction):
+    order_id = uuid.uuid4()
+
+    await in_transaction(handlers.on_stock_reserved, reserved(order_id))
+
+    assert await stored(sessions, order_id) == []
+    assert await live(sessions, order_id) is None
+
+
+async def test_appending_a_version_another_writer_appended_first_is_a_concurrency_conflict(sessions, place):
+    order_id = await place()
+    async with sessions() as first, sessions() as second:
+        # Both load version 1 without the row lock, as a writer that forgot it would.
+        orders = []
+        for session in (first, second):
+            history = await event_store.history(session, order_id)
+            orders.append(Order.from_history(event_store.recorded_history(history)))
+        for order in orders:
+            order.cancel(utc_now())
+        await OrderRepository(first).save(orders[0])
+        await first.commit()
+        with pytest.raises(ConcurrencyConflict):
+            await OrderRepository(second).save(orders[1])
+        await second.rollback()
+
+    assert [e.version for e in await stored(sessions, order_id)] == [1, 2]
+    assert (await live(sessions, order_id)).version == 2
+
+
+async def test_concurrent_cancels_of_one_order_record_one_cancellation(sessions, place):
+    order_id = await place()
+
+    async def cancel() -> str:
+        async with sessions() as session:
+            try:
+                await handlers.cancel_order(session, CancelOrder(order_id))
+            except OrderNotCancellable:
+                return "refused"
+        return "cancelled"
+
+    outcomes = await asyncio.gather(*(cancel() for _ in range(8)))
+
+    assert sorted(outcomes) == ["cancelled"] + ["refused"] * 7
+    assert [e.event_type for e in await stored(sessions, order_id)] == ["OrderCreated", "OrderCancelled"]
+
+
+async def test_an_idempotency_key_creates_one_order_however_many_times_it_is_sent(sessions, place):
+    key = f"it-{uuid.uuid4()}"
+
+    order_ids = await asyncio.gather(*(place(("SKU-1", 2), key=key) for _ in range(6)))
+
+    assert len(set(order_ids)) == 1
+    with pytest.raises(IdempotencyKeyReused):
+        await place(("SKU-1", 3), key=key)
+    assert len(await stored(sessions, order_ids[0])) == 1
+
+
+async def test_time_travel_folds_the_store_up_to_a_version_or_a_moment(sessions, place, in_transaction):
+    order_id = await place(("SKU-1", 2))
+    await in_transaction(handlers.on_stock_reserved, reserved(order_id))
+    events = await stored(sessions, order_id)
+
+    async with sessions() as session:
+        at_creation = await queries.get_order_at(session, order_id, as_of=events[0].occurred_at)
+        at_v2 = await queries.get_order_at(session, order_id, version=2)
+        before = events[0].occurred_at - timedelta(microseconds=1)
+        with pytest.raises(OrderNotFound):
+            await queries.get_order_at(session, order_id, as_of=before)
+
+    assert (at_creation.status, at_creation.version, at_creation.total_amount) == (OrderStatus.PENDING, 1, None)
+    assert at_v2 == await live(sessions, order_id)
