@@ -7,16 +7,23 @@ Addresses default to the local stack and can be pointed elsewhere:
 """
 
 import asyncio
+import functools
 import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
+from shared.db import create_engine, create_session_factory
 from shared.kafka.provisioning import wait_for_cluster
+from shared.settings import ServiceSettings
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 T = TypeVar("T")
 
@@ -25,6 +32,37 @@ BROKERS = 3
 SERVICE_ROLES = ("order_svc", "payment_svc", "inventory_svc")
 # What an admin request raises while the broker it picked is down or restarting.
 KAFKA_UNAVAILABLE = (KafkaError, OSError)
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@functools.cache
+def migrate_to_head(service: str) -> None:
+    """A service's schema at head, as its pre-start step leaves it (idempotent; once per run)."""
+    alembic = Path(sys.executable).with_name("alembic")
+    ini = REPO / "services" / service / "alembic.ini"
+    subprocess.run([str(alembic), "-c", str(ini), "upgrade", "head"], check=True, capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def migrate() -> Callable[[str], None]:
+    return migrate_to_head
+
+
+@pytest.fixture(scope="session")
+async def service_sessions() -> AsyncIterator[Callable[[ServiceSettings], async_sessionmaker[AsyncSession]]]:
+    """`service_sessions(settings)`: sessions on the service's own schema, migrated to head first."""
+    engines: list[AsyncEngine] = []
+
+    def open_sessions(settings: ServiceSettings) -> async_sessionmaker[AsyncSession]:
+        migrate_to_head(settings.service_name)
+        engines.append(create_engine(settings, role="tests"))
+        return create_session_factory(engines[-1])
+
+    yield open_sessions
+    for engine in engines:
+        await engine.dispose()
 
 
 def new_topic_name() -> str:

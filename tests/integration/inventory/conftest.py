@@ -4,11 +4,8 @@ Tests share the schema with a running inventory service, so each one uses fresh 
 and looks only at its own rows.
 """
 
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,15 +15,12 @@ from inventory_service.entrypoints.api import create_app
 from inventory_service.service_layer.commands import PutProduct
 from inventory_service.service_layer.handlers import put_product
 from inventory_service.settings import Settings
-from shared.db import create_engine, create_session_factory
 from shared.events import Envelope, Event, OrderCreated, OrderLine
 from shared.events.base import utc_now
 from shared.events.codec import decode
 from shared.outbox.tables import outbox
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-ALEMBIC_INI = Path(__file__).resolve().parents[3] / "services" / "inventory" / "alembic.ini"
 
 
 @pytest.fixture(scope="session")
@@ -36,17 +30,13 @@ def settings() -> Settings:
 
 
 @pytest.fixture(scope="session")
-def migrated() -> None:
-    """The schema at head, as the service's pre-start step leaves it (idempotent)."""
-    alembic = Path(sys.executable).with_name("alembic")
-    subprocess.run([str(alembic), "-c", str(ALEMBIC_INI), "upgrade", "head"], check=True, capture_output=True)
+def migrated(migrate) -> None:
+    migrate("inventory")
 
 
 @pytest.fixture(scope="session")
-async def sessions(settings: Settings, migrated: None) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_engine(settings, role="tests")
-    yield create_session_factory(engine)
-    await engine.dispose()
+def sessions(settings: Settings, service_sessions) -> async_sessionmaker[AsyncSession]:
+    return service_sessions(settings)
 
 
 @pytest.fixture

@@ -2,11 +2,8 @@
 (`make up-infra`). The schema is shared with a possibly running order service, so every test uses
 fresh order ids, customers and keys and looks only at its own rows."""
 
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,14 +12,11 @@ from order_service.entrypoints.api import create_app
 from order_service.service_layer import handlers
 from order_service.service_layer.commands import Line, PlaceOrder
 from order_service.settings import Settings
-from shared.db import create_engine, create_session_factory
 from shared.events import Envelope
 from shared.events.codec import decode
 from shared.outbox.tables import outbox
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-ALEMBIC_INI = Path(__file__).resolve().parents[3] / "services" / "order" / "alembic.ini"
 
 
 @pytest.fixture(scope="session")
@@ -31,22 +25,13 @@ def order_settings() -> Settings:
 
 
 @pytest.fixture(scope="session")
-def migrated() -> None:
-    """The schema at head, as the service's pre-start step leaves it (idempotent)."""
-    alembic = Path(sys.executable).with_name("alembic")
-    subprocess.run(
-        [str(alembic), "-c", str(ALEMBIC_INI), "upgrade", "head"],
-        check=True,
-        capture_output=True,
-        cwd=ALEMBIC_INI.parent,
-    )
+def migrated(migrate) -> None:
+    migrate("order")
 
 
 @pytest.fixture(scope="session")
-async def sessions(order_settings: Settings, migrated: None) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_engine(order_settings, role="tests")
-    yield create_session_factory(engine)
-    await engine.dispose()
+def sessions(order_settings: Settings, service_sessions) -> async_sessionmaker[AsyncSession]:
+    return service_sessions(order_settings)
 
 
 @pytest.fixture

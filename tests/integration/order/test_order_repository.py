@@ -144,11 +144,13 @@ async def test_an_answer_about_an_unknown_order_is_acknowledged_without_a_trace(
 async def test_appending_a_version_another_writer_appended_first_is_a_concurrency_conflict(sessions, place):
     order_id = await place()
     async with sessions() as first, sessions() as second:
-        # Both load version 1 without the row lock, as a writer that forgot it would.
-        orders = []
-        for session in (first, second):
-            history = await event_store.history(session, order_id)
-            orders.append(Order.from_history(event_store.recorded_history(history)))
+        # The first writer locks the order, which also holds off the running saga's own worker
+        # (the order is live: its OrderCreated was published). The second loads the same version
+        # without the lock, as a writer that forgot it would.
+        locked = await OrderRepository(first).get_for_update(order_id)
+        history = await event_store.history(second, order_id)
+        orders = [locked, Order.from_history(event_store.recorded_history(history))]
+        assert orders[0].version == orders[1].version
         for order in orders:
             order.cancel(utc_now())
         await OrderRepository(first).save(orders[0])
@@ -157,8 +159,10 @@ async def test_appending_a_version_another_writer_appended_first_is_a_concurrenc
             await OrderRepository(second).save(orders[1])
         await second.rollback()
 
-    assert [e.version for e in await stored(sessions, order_id)] == [1, 2]
-    assert (await live(sessions, order_id)).version == 2
+    versions = [e.version for e in await stored(sessions, order_id)]
+    assert versions == list(range(1, len(versions) + 1))
+    assert (await live(sessions, order_id)).version == len(versions)
+    assert [e.event_type for e in await stored(sessions, order_id)].count("OrderCancelled") == 1
 
 
 async def test_concurrent_cancels_of_one_order_record_one_cancellation(sessions, place):

@@ -5,12 +5,9 @@ only at its own rows. The gateway is the built-in test gateway behind a recorder
 how often money would have moved.
 """
 
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -20,15 +17,12 @@ from payment_service import views
 from payment_service.domain import ChargeResult, RefundResult, TestCardGateway
 from payment_service.entrypoints.api import create_app
 from payment_service.settings import Settings
-from shared.db import create_engine, create_session_factory
 from shared.events import Envelope, Event, OrderCancelled, OrderCreated, OrderLine, PricedLine, StockReserved
 from shared.events.base import utc_now
 from shared.events.codec import decode
 from shared.outbox.tables import outbox
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-ALEMBIC_INI = Path(__file__).resolve().parents[3] / "services" / "payment" / "alembic.ini"
 
 
 @dataclass
@@ -64,17 +58,13 @@ def settings() -> Settings:
 
 
 @pytest.fixture(scope="session")
-def migrated() -> None:
-    """The schema at head, as the service's pre-start step leaves it (idempotent)."""
-    alembic = Path(sys.executable).with_name("alembic")
-    subprocess.run([str(alembic), "-c", str(ALEMBIC_INI), "upgrade", "head"], check=True, capture_output=True)
+def migrated(migrate) -> None:
+    migrate("payment")
 
 
 @pytest.fixture(scope="session")
-async def sessions(settings: Settings, migrated: None) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_engine(settings, role="tests")
-    yield create_session_factory(engine)
-    await engine.dispose()
+def sessions(settings: Settings, service_sessions) -> async_sessionmaker[AsyncSession]:
+    return service_sessions(settings)
 
 
 @pytest.fixture
