@@ -25,11 +25,14 @@ async def eventually(probe: Callable[[], Awaitable[Any]], *, timeout: float = 30
     """Call `probe` until it returns something truthy; fail with the last value after `timeout`."""
     deadline = time.monotonic() + timeout
     last: Any = None
+    interval = 0.05
     while time.monotonic() < deadline:
         last = await probe()
         if last:
             return last
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(interval)
+        # Growing intervals: many concurrent waiters must not load the system they are waiting for.
+        interval = min(interval * 1.5, 0.5)
     raise Timeout(f"after {timeout}s still waiting for {what}; last seen: {last!r}")
 
 
