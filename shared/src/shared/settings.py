@@ -36,7 +36,9 @@ class ServiceSettings(BaseSettings):
     producer_request_timeout_ms: int = 30_000
 
     # Relay
-    relay_batch_size: int = 1000
+    # Rows per fetch, send and mark. Draining a backlog, the per-batch costs (the ack round trip, the
+    # mark's statement) are what keep the relay below a plain producer: 5000 measured 0.8x, 1000 0.67x.
+    relay_batch_size: int = 5000
     relay_poll_interval_s: float = 1.0
     relay_lock_retry_s: float = 1.0
     relay_published_retention_s: float = 3600.0
