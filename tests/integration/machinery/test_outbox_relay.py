@@ -1,0 +1,215 @@
+"""The outbox relay against the real Postgres and Kafka: what is published, what is not, and what
+survives a relay killed with SIGKILL (DESIGN.md, "Outbox and relay").
+
+The events are LowStockAlerts on inventory-events, keyed by a SKU unique to the test run: the topic
+is shared, so each test reads back only its own keys, from the offsets it noted before it wrote.
+"""
+
+import asyncio
+import random
+import signal
+import time
+from collections import Counter
+
+import orjson
+import pytest
+from machinery_support import (
+    apply_effect,
+    by_event_id,
+    by_key,
+    consumer_events,
+    event_id_of,
+    unique_keys,
+    wait_until,
+)
+from shared.consumer import EventWorker
+from shared.events import Envelope, LowStockAlert
+from shared.events.topics import INVENTORY_EVENTS
+from shared.outbox import add_to_outbox
+from shared.outbox.relay import OutboxRelay, advisory_lock_key
+from sqlalchemy import text
+
+pytestmark = [pytest.mark.infra, pytest.mark.timeout(120)]
+
+
+def alert(sku: str, available: int) -> Envelope:
+    return Envelope.new(LowStockAlert(sku=sku, available=available, reorder_level=0), source="machinery-test")
+
+
+class Rollback(Exception):
+    pass
+
+
+async def test_outbox_rows_written_in_a_rolled_back_transaction_are_never_published(
+    db, make_settings, kafka, background
+):
+    (sku,) = unique_keys(1)
+    start = await kafka.end_offsets(INVENTORY_EVENTS)
+    rolled_back = [alert(sku, n) for n in range(1, 4)]
+    with pytest.raises(Rollback):
+        async with db.sessions() as session, session.begin():
+            await add_to_outbox(session, *rolled_back)
+            raise Rollback
+    # Committed after the rolled-back rows, on the same key: had those been published, they would
+    # sit before this one in the same partition.
+    committed = alert(sku, 4)
+    await db.write_events(committed)
+
+    relay = OutboxRelay(make_settings(), db.dsn)
+    running = background.start(relay.run)
+
+    async def published() -> bool:
+        running.check()
+        return await db.unpublished() == 0 and relay.published == 1
+
+    await wait_until(published, timeout=30, what="the committed row is published")
+    records = await kafka.read_to_end(start, keep=lambda r: r.key == sku.encode())
+
+    assert [event_id_of(r) for r in records] == [committed.event_id]
+    assert await db.fetchval("SELECT count(*) FROM outbox") == 1
+    await running.stopped()
+    assert relay.published == 1
+
+
+async def test_a_relay_killed_between_the_brokers_ack_and_the_mark_resends_the_batch_with_the_same_event_ids_and_a_consumer_applies_each_effect_once(  # noqa: E501
+    db, make_settings, kafka, spawn, background
+):
+    skus = unique_keys(5)
+    ours = {sku.encode() for sku in skus}
+    events = [alert(sku, n) for sku in skus for n in range(1, 5)]
+    event_ids = {e.event_id for e in events}
+    start = await kafka.end_offsets(INVENTORY_EVENTS)
+    await db.write_events(*events)
+
+    crashing = await spawn("relay_process.py", make_settings(), "--crash-before-mark")
+
+    assert await crashing.exited(timeout=30) == -signal.SIGKILL, crashing.log()
+    assert crashing.status.get("dying_with_unmarked") == len(events)
+    assert await db.unpublished() == len(events), "the batch was marked although the relay died before the mark"
+    sent_once = await kafka.read_to_end(start, keep=lambda r: r.key in ours)
+    assert Counter(event_id_of(r) for r in sent_once) == dict.fromkeys(event_ids, 1), "the broker had every record"
+
+    relay = OutboxRelay(make_settings(), db.dsn)
+    running = background.start(relay.run)
+
+    async def published() -> bool:
+        running.check()
+        return await db.unpublished() == 0
+
+    await wait_until(published, timeout=30, what="the restarted relay published the batch")
+    await running.stopped()
+    records = await kafka.read_to_end(start, keep=lambda r: r.key in ours)
+
+    assert relay.published == len(events)
+    assert Counter(event_id_of(r) for r in records) == dict.fromkeys(event_ids, 2)
+    for copies in by_event_id(records).values():
+        first, again = copies
+        assert (again.key, again.value, again.headers) == (first.key, first.value, first.headers)
+        assert again.partition == first.partition
+
+    # A consumer from before the first send applies every effect once and drops the second copies.
+    settings = make_settings()
+    await kafka.place_group(settings.group_id, start)
+    worker = background.start(
+        EventWorker(settings, db.sessions, {"LowStockAlert": apply_effect}, [INVENTORY_EVENTS]).run
+    )
+    await kafka.wait_committed_past(settings.group_id, records, worker)
+    effects = await db.effects()
+
+    assert {event_id: effects.get(event_id) for event_id in event_ids} == dict.fromkeys(event_ids, 1)
+    assert consumer_events(settings.service_name, INVENTORY_EVENTS, "LowStockAlert", "duplicate") == len(events)
+    await worker.stopped()
+
+
+KEYS = 50
+WRITERS = 20
+EVENTS = 1000
+
+
+async def test_of_two_relays_of_one_service_only_one_publishes_the_other_takes_over_within_seconds_when_it_is_killed_and_every_keys_events_arrive_in_commit_order(  # noqa: E501
+    db, make_settings, kafka, spawn
+):
+    skus = unique_keys(KEYS)
+    ours = {sku.encode() for sku in skus}
+    async with db.engine.begin() as conn:
+        await conn.execute(
+            text("INSERT INTO aggregates (key, seq) SELECT unnest(CAST(:keys AS text[])), 0"), {"keys": skus}
+        )
+    start = await kafka.end_offsets(INVENTORY_EVENTS)
+    settings = make_settings()  # one service: both relays compete for its advisory lock
+    relay_sessions = f"SELECT count(*) FROM pg_stat_activity WHERE application_name = '{settings.service_name}-relay'"
+
+    first = await spawn("relay_process.py", settings)
+    await wait_until(lambda: first.status.get("leader") == 1, timeout=30, what="the first relay leads")
+    second = await spawn("relay_process.py", settings)
+    await wait_until(
+        lambda: second.status.get("leader") == 0,
+        timeout=30,
+        what="the second relay runs as a standby",
+    )
+    await wait_until(
+        lambda: _is(db.fetchval(relay_sessions), 2), timeout=30, what="both relays are connected to Postgres"
+    )
+    assert await _advisory_lock_holders(db) == 1
+
+    async def write(writer: int) -> None:
+        rng = random.Random(writer)
+        for _ in range(EVENTS // WRITERS):
+            sku = rng.choice(skus)
+            async with db.sessions() as session, session.begin():
+                # Lock the aggregate first: its outbox rows are then numbered in commit order.
+                bumped = await session.execute(
+                    text("UPDATE aggregates SET seq = seq + 1 WHERE key = :key RETURNING seq"), {"key": sku}
+                )
+                seq = bumped.scalar_one()
+                await add_to_outbox(session, alert(sku, seq))
+
+    writers = asyncio.gather(*(write(n) for n in range(WRITERS)))
+    try:
+        await wait_until(lambda: first.status.get("published", 0) >= 200, timeout=30, what="the leader published 200")
+        assert second.status == {"pid": second.pid, "leader": 0, "published": 0}, "the standby published"
+        first.kill(signal.SIGKILL)
+        killed_at = time.monotonic()
+        assert await first.exited(timeout=10) == -signal.SIGKILL
+        await wait_until(lambda: second.status.get("leader") == 1, timeout=15, what="the standby took over")
+        takeover_s = time.monotonic() - killed_at
+    finally:
+        await writers
+    assert await _advisory_lock_holders(db) == 1
+
+    await wait_until(lambda: _is(db.unpublished(), 0), timeout=60, what="the new leader published the rest")
+    records = await kafka.read(
+        start,
+        until=lambda kept: len({event_id_of(r) for r in kept}) >= EVENTS,
+        keep=lambda r: r.key in ours,
+        timeout=60,
+        what=f"all {EVENTS} events are on the topic",
+    )
+    final_seq = dict(await db.fetch("SELECT key, seq FROM aggregates"))
+
+    assert takeover_s < 5, f"the standby took {takeover_s:.1f}s to take over"
+    assert second.status["published"] > 0
+    assert sum(final_seq.values()) == EVENTS
+    for sku, key_records in by_key(records).items():
+        seen, first_occurrences = set(), []
+        for record in key_records:
+            if event_id_of(record) not in seen:
+                seen.add(event_id_of(record))
+                first_occurrences.append(orjson.loads(record.value)["available"])
+        assert first_occurrences == list(range(1, final_seq[sku] + 1)), f"{sku} arrived out of commit order"
+    print(
+        f"takeover {takeover_s:.2f}s; published by the killed leader ~{first.status['published']}, "
+        f"by the standby {second.status['published']}; {len(records)} records for {EVENTS} events"
+    )
+
+
+async def _advisory_lock_holders(db) -> int:
+    key = advisory_lock_key(db.schema)
+    return await db.fetchval(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND objid::text::bigint = :key",
+        key=key,
+    )
+
+
+async def _is(awaitable, expected) -> bool:
+    return await awaitable == expected
