@@ -12,7 +12,7 @@ from datetime import datetime
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from shared.events.codec import decode
-from shared.events.topics import EVENT_TOPICS
+from shared.events.topics import EVENT_TOPICS, PARTITIONS
 
 ORDERS = os.environ.get("ORDER_URL", "http://127.0.0.1:8001")
 PAYMENTS = os.environ.get("PAYMENT_URL", "http://127.0.0.1:8002")
@@ -43,11 +43,9 @@ async def end_offsets() -> dict[TopicPartition, int]:
     consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False)
     await consumer.start()
     try:
-        partitions = [TopicPartition(t, p) for t in EVENT_TOPICS for p in consumer.partitions_for_topic(t) or ()]
-        if not partitions:
-            await consumer.topics()
-            partitions = [TopicPartition(t, p) for t in EVENT_TOPICS for p in consumer.partitions_for_topic(t)]
-        return await consumer.end_offsets(partitions)
+        return await consumer.end_offsets(
+            [TopicPartition(topic, partition) for topic in EVENT_TOPICS for partition in range(PARTITIONS)]
+        )
     finally:
         await consumer.stop()
 
