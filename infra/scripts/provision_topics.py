@@ -1,6 +1,7 @@
 """Wait for the Kafka cluster, then create or check the event topics (idempotent)."""
 
 import asyncio
+import logging
 import os
 import sys
 
@@ -10,6 +11,8 @@ BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092,127.0.0.1:
 
 
 async def main() -> int:
+    # While the brokers start, every refused connection is expected: wait_for_cluster retries them.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     await wait_for_cluster(BOOTSTRAP, brokers=3)
     try:
         report = await ensure_topics(BOOTSTRAP)
