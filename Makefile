@@ -38,7 +38,7 @@ demo:
 
 # Foreground: start, show the demo sagas, follow the logs; Ctrl-C stops everything.
 run: up
-	@trap '$(STACK) down' INT TERM EXIT; \
+	@trap 'trap - INT TERM EXIT; $(STACK) down' INT TERM EXIT; \
 	  .venv/bin/python infra/scripts/demo.py; \
 	  echo "Following logs; Ctrl-C stops everything."; \
 	  tail -n 0 -F .run/logs/*-api.log .run/logs/*-worker.log .run/logs/*-relay.log
