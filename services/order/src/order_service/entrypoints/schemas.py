@@ -72,20 +72,7 @@ class OrderOut(BaseModel):
 
     @classmethod
     def of(cls, order: ProjectedOrder) -> "OrderOut":
-        return cls(
-            order_id=order.order_id,
-            customer_id=order.customer_id,
-            status=order.status,
-            items=[ItemOut(sku=i.sku, quantity=i.quantity, unit_price=i.unit_price) for i in order.items],
-            total_amount=order.total_amount,
-            currency=order.currency,
-            version=order.version,
-            cancellation_reason=order.cancellation_reason,
-            rejection_reason=order.rejection_reason,
-            payment_id=order.payment_id,
-            created_at=order.created_at,
-            updated_at=order.updated_at,
-        )
+        return cls.model_validate(order, from_attributes=True)
 
 
 class OrderPage(BaseModel):
