@@ -11,6 +11,7 @@ import signal
 import time
 from collections import Counter
 
+import asyncpg
 import orjson
 import pytest
 from machinery_support import (
@@ -22,6 +23,7 @@ from machinery_support import (
     unique_keys,
     wait_until,
 )
+from prometheus_client import REGISTRY
 from shared.consumer import EventWorker
 from shared.events import Envelope, LowStockAlert
 from shared.events.topics import INVENTORY_EVENTS
@@ -213,3 +215,54 @@ async def _advisory_lock_holders(db) -> int:
 
 async def _is(awaitable, expected) -> bool:
     return await awaitable == expected
+
+
+async def test_an_idle_relay_is_woken_by_the_commit_notification_not_by_its_polling_fallback(
+    db, make_settings, kafka, background
+):
+    (sku,) = unique_keys(1)
+    settings = make_settings(relay_poll_interval_s=60)
+    relay = OutboxRelay(settings, db.dsn)
+    running = background.start(relay.run)
+    await wait_until(lambda: _leads(settings.service_name), timeout=30, what="the relay leads")
+    await asyncio.sleep(0.5)  # it has found nothing and now waits (up to 60 s) for a notification
+
+    started = time.monotonic()
+    await db.write_events(alert(sku, 1))
+
+    async def published() -> bool:
+        running.check()
+        return relay.published == 1
+
+    await wait_until(published, timeout=10, what="the row is published after its commit")
+    assert time.monotonic() - started < 5, "published by the 60 s poll, not by LISTEN/NOTIFY"
+    await running.stopped()
+
+
+async def test_published_rows_are_purged_after_their_retention_and_unpublished_ones_are_kept(
+    db, make_settings, kafka, background
+):
+    (sku,) = unique_keys(1)
+    await db.write_events(*(alert(sku, n) for n in range(1, 6)))
+    relay = OutboxRelay(make_settings(relay_published_retention_s=0.5, relay_purge_interval_s=0.2), db.dsn)
+    running = background.start(relay.run)
+
+    async def purged() -> bool:
+        running.check()
+        return relay.published == 5 and await db.fetchval("SELECT count(*) FROM outbox") == 0
+
+    await wait_until(purged, timeout=30, what="published rows purged after 0.5 s")
+    await running.stopped()
+
+    # With no relay running, a new row stays unpublished: the purge must leave it alone.
+    await db.write_events(alert(sku, 6))
+    conn = await asyncpg.connect(db.dsn, server_settings={"search_path": db.schema})
+    try:
+        await OutboxRelay(make_settings(relay_published_retention_s=0), db.dsn)._purge(conn)
+    finally:
+        await conn.close()
+    assert await db.unpublished() == 1
+
+
+def _leads(service: str) -> bool:
+    return REGISTRY.get_sample_value("relay_is_leader", {"service": service}) == 1
