@@ -21,8 +21,12 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 from shared.db import create_engine, create_session_factory
+from shared.events import Envelope
+from shared.events.codec import decode
 from shared.kafka.provisioning import wait_for_cluster
+from shared.outbox.tables import outbox
 from shared.settings import ServiceSettings
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 T = TypeVar("T")
@@ -63,6 +67,21 @@ async def service_sessions() -> AsyncIterator[Callable[[ServiceSettings], async_
     yield open_sessions
     for engine in engines:
         await engine.dispose()
+
+
+@pytest.fixture
+def outbox_events(sessions) -> Callable[[str | uuid.UUID], Awaitable[list[Envelope]]]:
+    """`await outbox_events(key)`: the envelopes a service (the test's `sessions`) wrote to its
+    outbox under that record key (an order id or a SKU), in order."""
+
+    async def read(key: str | uuid.UUID) -> list[Envelope]:
+        async with sessions() as session:
+            rows = await session.execute(
+                select(outbox.c.value, outbox.c.headers).where(outbox.c.key == str(key)).order_by(outbox.c.id)
+            )
+            return [decode(row.value, [(k, v.encode()) for k, v in row.headers.items()]) for row in rows]
+
+    return read
 
 
 def new_topic_name() -> str:

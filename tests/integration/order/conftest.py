@@ -12,10 +12,6 @@ from order_service.entrypoints.api import create_app
 from order_service.service_layer import handlers
 from order_service.service_layer.commands import Line, PlaceOrder
 from order_service.settings import Settings
-from shared.events import Envelope
-from shared.events.codec import decode
-from shared.outbox.tables import outbox
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 
@@ -63,20 +59,6 @@ def in_transaction(sessions) -> Callable[..., Awaitable[Any]]:
             return await handler(session, *args)
 
     return run
-
-
-@pytest.fixture
-def outbox_events(sessions) -> Callable[[uuid.UUID], Awaitable[list[Envelope]]]:
-    """`await outbox_events(order_id)`: the envelopes the order's changes put in the outbox, in order."""
-
-    async def read(order_id: uuid.UUID) -> list[Envelope]:
-        async with sessions() as session:
-            rows = await session.execute(
-                select(outbox.c.value, outbox.c.headers).where(outbox.c.key == str(order_id)).order_by(outbox.c.id)
-            )
-            return [decode(row.value, [(k, v.encode()) for k, v in row.headers.items()]) for row in rows]
-
-    return read
 
 
 @pytest.fixture(scope="session")

@@ -19,9 +19,6 @@ from payment_service.entrypoints.api import create_app
 from payment_service.settings import Settings
 from shared.events import Envelope, Event, OrderCancelled, OrderCreated, OrderLine, PricedLine, StockReserved
 from shared.events.base import utc_now
-from shared.events.codec import decode
-from shared.outbox.tables import outbox
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 
@@ -120,20 +117,6 @@ def payment(sessions) -> Callable[[UUID], Awaitable[dict[str, Any] | None]]:
     async def read(order_id: UUID) -> dict[str, Any] | None:
         async with sessions() as session:
             return await views.payment(session, order_id)
-
-    return read
-
-
-@pytest.fixture
-def outbox_events(sessions) -> Callable[[str], Awaitable[list[Envelope]]]:
-    """`await outbox_events(key)`: the envelopes written to the outbox under that record key, in order."""
-
-    async def read(key: str) -> list[Envelope]:
-        async with sessions() as session:
-            rows = await session.execute(
-                select(outbox.c.value, outbox.c.headers).where(outbox.c.key == key).order_by(outbox.c.id)
-            )
-            return [decode(row.value, [(k, v.encode()) for k, v in row.headers.items()]) for row in rows]
 
     return read
 
