@@ -48,6 +48,7 @@ class EventWorker:
         self._consumer_name = settings.group_id
         self._done: dict[TopicPartition, int] = {}  # next offset to commit, per partition
         self._stop = asyncio.Event()
+        self._next_purge = 0.0  # monotonic time of the next processed-events purge
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set: then finish the messages in hand, commit, leave the group."""
@@ -184,8 +185,6 @@ class EventWorker:
 
     def _count(self, topic: str, event_type: str, outcome: str) -> None:
         CONSUMED_EVENTS.labels(self._service, topic, event_type, outcome).inc()
-
-    _next_purge = 0.0
 
     async def _purge_processed_events_now_and_then(self) -> None:
         """Dedup rows older than the topics' retention can never match a redelivery again."""

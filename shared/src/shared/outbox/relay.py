@@ -20,6 +20,7 @@ import asyncio
 import time
 import zlib
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -129,7 +130,7 @@ class OutboxRelay:
             # Clear before reading: a notification that arrives after the read wakes the next wait.
             self._wake.clear()
             if not rows:
-                rows = await self._fetch(conn, in_flight)
+                rows = await self._fetch(conn, exclude=in_flight.ids if in_flight else ())
             if not rows:
                 if in_flight is not None:
                     await self._confirm(conn, in_flight)
@@ -142,15 +143,15 @@ class OutboxRelay:
 
     async def publish_batch(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> int:
         """Send one batch, await every ack, mark it published. Returns how many rows it published."""
-        rows = await self._fetch(conn, None)
+        rows = await self._fetch(conn)
         if not rows:
             return 0
         await self._confirm(conn, await self._send(producer, rows))
         return len(rows)
 
-    async def _fetch(self, conn: asyncpg.Connection, in_flight: "_SentBatch | None") -> list[asyncpg.Record]:
-        """The next batch: the oldest unpublished rows that are not in flight already."""
-        return await conn.fetch(FETCH_BATCH, self._settings.relay_batch_size, in_flight.ids if in_flight else [])
+    async def _fetch(self, conn: asyncpg.Connection, *, exclude: Sequence[int] = ()) -> list[asyncpg.Record]:
+        """The next batch: the oldest unpublished rows, but for those already in flight (`exclude`)."""
+        return await conn.fetch(FETCH_BATCH, self._settings.relay_batch_size, list(exclude))
 
     async def _send_next(
         self,
@@ -168,7 +169,7 @@ class OutboxRelay:
                 await self._confirm(conn, in_flight)
             if len(rows) < self._settings.relay_batch_size:
                 return []  # the backlog is drained: the main loop fetches, after it cleared the wake-up
-            return await conn.fetch(FETCH_BATCH, self._settings.relay_batch_size, [row["id"] for row in rows])
+            return await self._fetch(conn, exclude=[row["id"] for row in rows])
 
         background = asyncio.create_task(confirm_and_fetch())
         try:
