@@ -14,9 +14,11 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
@@ -82,6 +84,20 @@ def outbox_events(sessions) -> Callable[[str | uuid.UUID], Awaitable[list[Envelo
             return [decode(row.value, [(k, v.encode()) for k, v in row.headers.items()]) for row in rows]
 
     return read
+
+
+@pytest.fixture(scope="session")
+def in_process_api() -> Callable[[Any], AbstractAsyncContextManager[httpx.AsyncClient]]:
+    """`async with in_process_api(app) as client`: the app's lifespan run as uvicorn would run it,
+    and an HTTP client that calls it in process."""
+
+    @asynccontextmanager
+    async def serve(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+        async with app.router.lifespan_context(app):
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://service") as client:
+                yield client
+
+    return serve
 
 
 def new_topic_name() -> str:

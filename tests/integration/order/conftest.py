@@ -62,10 +62,7 @@ def in_transaction(sessions) -> Callable[..., Awaitable[Any]]:
 
 
 @pytest.fixture(scope="session")
-async def api(order_settings: Settings, migrated: None) -> AsyncIterator[httpx.AsyncClient]:
+async def api(order_settings: Settings, migrated: None, in_process_api) -> AsyncIterator[httpx.AsyncClient]:
     """The order HTTP API in process, its lifespan run as uvicorn would run it."""
-    app = create_app(order_settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://order") as client:
-            yield client
+    async with in_process_api(create_app(order_settings)) as client:
+        yield client

@@ -127,10 +127,7 @@ def order_id() -> UUID:
 
 
 @pytest.fixture(scope="session")
-async def api(settings: Settings, migrated: None) -> AsyncIterator[httpx.AsyncClient]:
+async def api(settings: Settings, migrated: None, in_process_api) -> AsyncIterator[httpx.AsyncClient]:
     """The payment service's HTTP API in process, its lifespan run as uvicorn would run it."""
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://payment") as client:
-            yield client
+    async with in_process_api(create_app(settings)) as client:
+        yield client
