@@ -16,6 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.api_docs import install_offline_docs
 from shared.db import create_engine, create_session_factory
 from shared.logging import configure_logging
 from shared.metrics import HTTP_REQUEST_SECONDS, HTTP_REQUESTS
@@ -55,7 +56,10 @@ def create_service_app(
                 await app.state.kafka_admin.close()
             await app.state.engine.dispose()
 
-    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+    app = FastAPI(
+        title=title, description=description, version="1.0.0", lifespan=lifespan, docs_url=None, redoc_url=None
+    )
+    install_offline_docs(app)  # the docs pages load nothing from the internet
     app.include_router(_operations_router(settings))
     for router in routers:
         app.include_router(router)
