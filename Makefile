@@ -11,7 +11,7 @@ help:
 	@echo "make test              install, start what tests need, run every test"
 	@echo "make up | down | status start in the background / stop / show what runs where"
 	@echo "make test-unit | test-integration | test-e2e   one test layer"
-	@echo "make bench             relay throughput vs a plain producer"
+	@echo "make bench             relay throughput vs a plain producer; the saga under open-loop load"
 	@echo "make kafka-tool ARGS='topics --describe --topic order-events'   Kafka's own CLI tools"
 	@echo "make psql              a superuser psql on the ecommerce database"
 
@@ -57,6 +57,7 @@ test-e2e: up
 
 bench: up
 	@.venv/bin/python bench/relay_throughput.py
+	@.venv/bin/python bench/saga_load.py
 
 lint: install
 	@.venv/bin/ruff check .
