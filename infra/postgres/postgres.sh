@@ -3,7 +3,9 @@
 # machine's default cluster is left alone.
 #
 #   postgres.sh up       install if missing, create the cluster on first use, start it, apply init.sql
-#   postgres.sh down     stop the cluster
+#   postgres.sh down     stop the cluster (fast shutdown: open sessions are ended)
+#   postgres.sh start    start the existing cluster, return once it accepts connections
+#   postgres.sh restart  fast shutdown and start again, return once it accepts connections
 #   postgres.sh status   print whether it runs
 #   postgres.sh psql     a superuser psql on the ecommerce database
 set -euo pipefail
@@ -42,25 +44,43 @@ up() {
   install
   create_cluster
   local v; v=$(version)
-  if ! pg_lsclusters -h | awk -v c="$CLUSTER" '$2==c {print $4}' | grep -q online; then
-    pg_ctlcluster "$v" "$CLUSTER" start
-  fi
-  for _ in $(seq 1 60); do
-    as_postgres psql -p "$PORT" -Atqc 'select 1' postgres >/dev/null 2>&1 && break
-    sleep 0.5
-  done
+  online || pg_ctlcluster "$v" "$CLUSTER" start
+  wait_ready
   PGOPTIONS="-c client_min_messages=warning" as_postgres psql -p "$PORT" -v ON_ERROR_STOP=1 -q -f - postgres < "$HERE/init.sql" >/dev/null
   echo "postgres: ready on 127.0.0.1:$PORT (database ecommerce)"
 }
 
+online() { pg_lsclusters -h 2>/dev/null | awk -v c="$CLUSTER" '$2==c && $4=="online"' | grep -q .; }
+
+wait_ready() {
+  for _ in $(seq 1 60); do
+    as_postgres psql -p "$PORT" -Atqc 'select 1' postgres >/dev/null 2>&1 && return
+    sleep 0.5
+  done
+  echo "postgres: not accepting connections after 30 s" >&2
+  return 1
+}
+
 down() {
   command -v pg_ctlcluster >/dev/null || return 0
-  pg_lsclusters -h 2>/dev/null | awk -v c="$CLUSTER" '$2==c && $4=="online"' | grep -q . || return 0
+  online || return 0
   pg_ctlcluster "$(version)" "$CLUSTER" stop -m fast
 }
 
+# start and restart serve outages on purpose (tests/e2e/test_fault_matrix.py, operators): unlike
+# `up` they install nothing and apply no init.sql, so the database is back as fast as Postgres is.
+start() {
+  online || pg_ctlcluster "$(version)" "$CLUSTER" start
+  wait_ready
+}
+
+restart() {
+  pg_ctlcluster "$(version)" "$CLUSTER" restart -m fast
+  wait_ready
+}
+
 status() {
-  if pg_lsclusters -h 2>/dev/null | awk -v c="$CLUSTER" '$2==c && $4=="online"' | grep -q .; then
+  if online; then
     echo "postgres  running  127.0.0.1:$PORT  pid $(head -n 1 "/var/lib/postgresql/$(version)/$CLUSTER/postmaster.pid")"
   else
     echo "postgres  stopped"
@@ -70,7 +90,9 @@ status() {
 case "${1:-}" in
   up) up ;;
   down) down ;;
+  start) start ;;
+  restart) restart ;;
   status) status ;;
   psql) shift; cd /tmp && as_postgres psql -p "$PORT" ecommerce "$@" ;;
-  *) sed -n '2,9p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,11p' "$0" >&2; exit 2 ;;
 esac

@@ -16,6 +16,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/e2e" in str(item.path):
             item.add_marker(pytest.mark.e2e)
+    # The fault matrix last: the tests after it would otherwise run against a system still catching up.
+    items.sort(key=lambda item: item.get_closest_marker("fault_matrix") is not None)
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@
   the last status event is the order's status.
 """
 
+import asyncio
 from collections import Counter
 
 from .storefront import Storefront, eventually
@@ -57,6 +58,27 @@ async def assert_order_settled(shop: Storefront, order: dict, timeout: float = 6
     assert STATUS_OF_EVENT[last_status_event] == status, (kinds, status)
     assert [event["version"] for event in events] == list(range(1, len(events) + 1))
     return payment, reservation
+
+
+async def assert_orders_settled(shop: Storefront, orders: list[dict], *, timeout: float, concurrency: int = 16) -> None:
+    """`assert_order_settled` for many orders, a bounded number at a time (thousands of orders must
+    not become thousands of simultaneous requests)."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def check(order: dict) -> None:
+        async with gate:
+            await assert_order_settled(shop, order, timeout=timeout)
+
+    await asyncio.gather(*(check(order) for order in orders))
+
+
+async def stock_settled(shop: Storefront, initial: dict[str, int]) -> bool:
+    """Whether every SKU holds nothing reserved and accounts for all its stock: a probe for `eventually`."""
+    for sku, stock in initial.items():
+        product = await shop.product(sku)
+        if product["reserved"] or product["available"] + product["sold"] != stock:
+            return False
+    return True
 
 
 async def assert_stock_conserved(shop: Storefront, initial: dict[str, int], orders: list[dict]) -> None:

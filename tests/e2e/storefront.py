@@ -21,19 +21,39 @@ class Timeout(AssertionError):
     pass
 
 
-async def eventually(probe: Callable[[], Awaitable[Any]], *, timeout: float = 30, what: str = "") -> Any:
-    """Call `probe` until it returns something truthy; fail with the last value after `timeout`."""
+async def eventually(
+    probe: Callable[[], Awaitable[Any]],
+    *,
+    timeout: float = 30,
+    what: str = "",
+    tolerate: tuple[type[Exception], ...] = (),
+) -> Any:
+    """Call `probe` until it returns something truthy; fail with the last value after `timeout`.
+    A probe raising one of `tolerate` counts as "not yet" (a part that is restarting refuses requests)."""
     deadline = time.monotonic() + timeout
     last: Any = None
     interval = 0.05
     while time.monotonic() < deadline:
-        last = await probe()
-        if last:
-            return last
+        try:
+            last = await probe()
+        except tolerate as exc:
+            last = exc
+        else:
+            if last:
+                return last
         await asyncio.sleep(interval)
         # Growing intervals: many concurrent waiters must not load the system they are waiting for.
         interval = min(interval * 1.5, 0.5)
     raise Timeout(f"after {timeout}s still waiting for {what}; last seen: {last!r}")
+
+
+def order_request(items: list[tuple[str, int]], *, token: str, customer_id: str) -> dict:
+    """The body of `POST /orders`."""
+    return {
+        "customer_id": customer_id,
+        "items": [{"sku": sku, "quantity": quantity} for sku, quantity in items],
+        "payment_token": token,
+    }
 
 
 @dataclass
@@ -43,12 +63,12 @@ class Storefront:
     inventory: httpx.AsyncClient
 
     @classmethod
-    def connect(cls) -> "Storefront":
-        limits = httpx.Limits(max_connections=100, max_keepalive_connections=50)
+    def connect(cls, *, timeout: float = 30, connections: int = 100) -> "Storefront":
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections // 2)
         return cls(
-            orders=httpx.AsyncClient(base_url=ORDER_URL, timeout=30, limits=limits),
-            payments=httpx.AsyncClient(base_url=PAYMENT_URL, timeout=30, limits=limits),
-            inventory=httpx.AsyncClient(base_url=INVENTORY_URL, timeout=30, limits=limits),
+            orders=httpx.AsyncClient(base_url=ORDER_URL, timeout=timeout, limits=limits),
+            payments=httpx.AsyncClient(base_url=PAYMENT_URL, timeout=timeout, limits=limits),
+            inventory=httpx.AsyncClient(base_url=INVENTORY_URL, timeout=timeout, limits=limits),
         )
 
     async def close(self) -> None:
@@ -109,25 +129,40 @@ class Storefront:
         customer_id: str | None = None,
         idempotency_key: str | None = None,
     ) -> dict:
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        response = await self.orders.post(
-            "/orders",
-            json={
-                "customer_id": customer_id or f"cust-{uuid.uuid4().hex[:8]}",
-                "items": [{"sku": sku, "quantity": quantity} for sku, quantity in items],
-                "payment_token": token,
-            },
-            headers=headers,
+        response = await self.post_order(
+            order_request(items, token=token, customer_id=customer_id or f"cust-{uuid.uuid4().hex[:8]}"),
+            idempotency_key=idempotency_key,
         )
         assert response.status_code == 202, response.text
         body = response.json()
         assert response.headers["location"] == f"/orders/{body['order_id']}"
         return body
 
+    async def post_order(self, request: dict, *, idempotency_key: str | None = None) -> httpx.Response:
+        """The raw answer to `POST /orders`, for callers that handle failures themselves."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        return await self.orders.post("/orders", json=request, headers=headers)
+
     async def order(self, order_id: str, **params: Any) -> dict:
         response = await self.orders.get(f"/orders/{order_id}", params=params)
         assert response.status_code == 200, response.text
         return response.json()
+
+    async def orders_of(self, customer_id: str, *, status: str | None = None) -> list[dict]:
+        """Every order of one customer (optionally in one status), page by page: one request per
+        hundred orders, where a GET per order would load the system being watched."""
+        params: dict[str, Any] = {"customer_id": customer_id, "limit": 100}
+        if status is not None:
+            params["status"] = status
+        found: list[dict] = []
+        while True:
+            response = await self.orders.get("/orders", params=params)
+            assert response.status_code == 200, response.text
+            page = response.json()
+            found.extend(page["items"])
+            if page["next_cursor"] is None:
+                return found
+            params["cursor"] = page["next_cursor"]
 
     async def events(self, order_id: str) -> list[dict]:
         response = await self.orders.get(f"/orders/{order_id}/events")
