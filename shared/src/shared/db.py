@@ -1,13 +1,15 @@
 """Database engine and sessions. Built by each process at start-up, never at import time."""
 
-from sqlalchemy.engine import make_url
+from sqlalchemy import event
+from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from shared.outage import is_database_outage
 from shared.settings import ServiceSettings
 
 
 def create_engine(settings: ServiceSettings, *, role: str = "app") -> AsyncEngine:
-    return create_async_engine(
+    engine = create_async_engine(
         settings.database_url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
@@ -19,6 +21,17 @@ def create_engine(settings: ServiceSettings, *, role: str = "app") -> AsyncEngin
             }
         },
     )
+    event.listen(engine.sync_engine, "handle_error", _outage_is_a_disconnect)
+    return engine
+
+
+def _outage_is_a_disconnect(context: ExceptionContext) -> None:
+    """SQLAlchemy's asyncpg dialect calls a connection lost only when its socket is closed. One whose
+    server is shutting down, or whose protocol was left mid-exchange ("another operation is in
+    progress"), would go back to the pool and fail every request it serves. Marked as a disconnect,
+    it is thrown away, and so are the pool's connections older than it (they saw the same outage)."""
+    if is_database_outage(context.original_exception):
+        context.is_disconnect = True
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

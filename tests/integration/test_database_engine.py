@@ -1,0 +1,38 @@
+"""shared.db's engine against the real Postgres: a connection that failed the way a dead or
+restarting server fails is thrown away, never handed out again."""
+
+import asyncio
+import contextlib
+
+import pytest
+from order_service.settings import Settings
+from shared.db import create_engine
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+pytestmark = pytest.mark.infra
+
+
+async def test_a_connection_that_failed_like_an_outage_is_invalidated_and_the_next_one_is_fresh():
+    engine = create_engine(Settings(db_pool_size=1, db_max_overflow=0), role="tests")
+    try:
+        conn = await engine.connect()
+        broken_pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        driver = (await conn.get_raw_connection()).driver_connection
+        # The driver's state machine is busy behind SQLAlchemy's back: asyncpg refuses the next
+        # statement ("another operation is in progress"), as it does after an interrupted exchange.
+        busy = asyncio.ensure_future(driver.execute("SELECT pg_sleep(0.3)"))
+        await asyncio.sleep(0.05)
+        with pytest.raises(DBAPIError):
+            await conn.execute(text("SELECT 1"))
+        invalidated = conn.invalidated
+        with contextlib.suppress(Exception):
+            await busy
+        with contextlib.suppress(Exception):
+            await conn.close()
+
+        assert invalidated
+        async with engine.connect() as conn:
+            assert (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one() != broken_pid
+    finally:
+        await engine.dispose()
