@@ -63,6 +63,6 @@ class OrderRejected(_OrderEvent):
 
 
 class OrderCancelled(_OrderEvent):
-    """The order is cancelled (by the customer, or because the payment failed)."""
+    """The order is cancelled (by the customer, because the payment failed, or by the saga deadline)."""
 
-    reason: Literal["customer_request", "payment_failed"]
+    reason: Literal["customer_request", "payment_failed", "saga_timeout"]
