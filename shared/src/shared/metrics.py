@@ -26,6 +26,10 @@ HANDLE_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
 
+SAGA_TIMEOUTS = Counter(
+    "saga_timeouts", "Orders cancelled because their saga was not finished by its deadline", ["service"]
+)
+
 HTTP_REQUESTS = Counter("http_requests", "HTTP requests", ["service", "method", "route", "status"])
 HTTP_REQUEST_SECONDS = Histogram("http_request_seconds", "HTTP request latency", ["service", "method", "route"])
 

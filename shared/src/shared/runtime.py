@@ -21,6 +21,10 @@ from shared.settings import ServiceSettings
 
 log = get_logger(__name__)
 
+# A loop a worker process runs next to its event worker (e.g. the order service's saga deadline
+# sweep): given the process's session factory and the stop event, it returns once `stop` is set.
+BackgroundLoop = Callable[[async_sessionmaker[AsyncSession], asyncio.Event], Awaitable[None]]
+
 
 def run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
     """Run `main(stop)` on uvloop; SIGTERM or SIGINT sets `stop` and `main` winds down by itself."""
@@ -50,8 +54,10 @@ def worker_main(
     settings: ServiceSettings,
     build_handlers: Callable[[async_sessionmaker[AsyncSession]], Mapping[str, Handler]],
     topics: Sequence[str],
+    background: Sequence[BackgroundLoop] = (),
 ) -> None:
-    """`build_handlers` wires the service's handlers to their adapters once the session factory exists."""
+    """`build_handlers` wires the service's handlers to their adapters once the session factory exists;
+    `background` loops run beside the event worker on the same session factory."""
     configure_logging(settings.service_name, "worker", level=settings.log_level, fmt=settings.log_format)
     serve_metrics(settings.worker_metrics_port)
 
@@ -60,7 +66,10 @@ def worker_main(
         engine = create_engine(settings, role="worker")
         sessions = create_session_factory(engine)
         try:
-            await EventWorker(settings, sessions, build_handlers(sessions), topics).run(stop)
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(EventWorker(settings, sessions, build_handlers(sessions), topics).run(stop))
+                for loop in background:
+                    tasks.create_task(loop(sessions, stop))
         finally:
             await engine.dispose()
 

@@ -13,7 +13,7 @@ from uuid import UUID
 from sqlalchemy import delete, insert, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from order_service.domain import Order, OrderItem, OrderStatus
+from order_service.domain import AWAITING_AN_ANSWER, Order, OrderItem, OrderStatus
 
 from .tables import orders
 
@@ -88,6 +88,22 @@ async def lock(session: AsyncSession, order_id: UUID) -> bool:
     """Lock the order's row until the transaction ends; False if there is no such order."""
     result = await session.execute(select(orders.c.version).where(orders.c.order_id == order_id).with_for_update())
     return result.first() is not None
+
+
+async def lock_overdue(session: AsyncSession, *, placed_before: datetime, limit: int) -> list[UUID]:
+    """Orders still waiting for an answer that were placed before `placed_before`, oldest first,
+    their rows locked until the transaction ends. Rows another transaction holds (a worker handling
+    an answer, a customer's cancel, another sweep) are skipped, not waited for: two sweeps never
+    take the same order, and the next sweep sees whatever the holder left."""
+    result = await session.execute(
+        select(orders.c.order_id)
+        .where(orders.c.status.in_(sorted(status.value for status in AWAITING_AN_ANSWER)))
+        .where(orders.c.created_at < placed_before)
+        .order_by(orders.c.created_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list(result.scalars())
 
 
 async def insert_new(session: AsyncSession, projected: ProjectedOrder) -> None:

@@ -2,7 +2,9 @@
 
 from .errors import CorruptHistory, InvalidOrder, OrderError, OrderNotCancellable
 from .order import (
+    AWAITING_AN_ANSWER,
     MAX_LINES,
+    SAGA_TIMEOUT,
     Order,
     OrderEvent,
     OrderItem,
@@ -13,7 +15,9 @@ from .order import (
 )
 
 __all__ = [
+    "AWAITING_AN_ANSWER",
     "MAX_LINES",
+    "SAGA_TIMEOUT",
     "CorruptHistory",
     "InvalidOrder",
     "Order",

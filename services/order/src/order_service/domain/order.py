@@ -12,7 +12,7 @@ late or repeated message is simply acknowledged.
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from itertools import takewhile
 from typing import Protocol
@@ -51,7 +51,11 @@ class OrderStatus(StrEnum):
 
 # States in which the order ended without a sale: nothing more can happen to it.
 _ENDED_WITHOUT_SALE = frozenset({OrderStatus.REJECTED, OrderStatus.CANCELLED})
-_AWAITING_AN_ANSWER = frozenset({OrderStatus.PENDING, OrderStatus.AWAITING_PAYMENT})
+# States in which the saga is still running: the order waits for inventory or payment, and a
+# deadline keeps it from waiting for ever.
+AWAITING_AN_ANSWER = frozenset({OrderStatus.PENDING, OrderStatus.AWAITING_PAYMENT})
+
+SAGA_TIMEOUT = "saga_timeout"
 
 
 class RequestedLine(Protocol):
@@ -198,7 +202,7 @@ class Order:
 
     def on_payment_processed(self, event: PaymentProcessed, now: datetime) -> list[OrderEvent]:
         self._check_is_mine(event.order_id)
-        if self.status not in _AWAITING_AN_ANSWER:
+        if self.status not in AWAITING_AN_ANSWER:
             # A charge for a cancelled order is refunded by the payment service, which sees the
             # OrderCancelled too; the order itself stays cancelled.
             return []
@@ -209,7 +213,7 @@ class Order:
 
     def on_payment_failed(self, event: PaymentFailed, now: datetime) -> list[OrderEvent]:
         self._check_is_mine(event.order_id)
-        if self.status not in _AWAITING_AN_ANSWER:
+        if self.status not in AWAITING_AN_ANSWER:
             return []
         return [self._record(OrderCancelled(order_id=self.order_id, reason="payment_failed"), now)]
 
@@ -221,6 +225,21 @@ class Order:
         if self.status in _ENDED_WITHOUT_SALE:
             raise OrderNotCancellable(self.status)
         return [self._record(OrderCancelled(order_id=self.order_id, reason="customer_request"), now)]
+
+    # -- the saga deadline ------------------------------------------------------------------------
+
+    def is_overdue(self, now: datetime, deadline: timedelta) -> bool:
+        """Still waiting for inventory or payment `deadline` after it was placed."""
+        return self.status in AWAITING_AN_ANSWER and now - self.created_at >= deadline
+
+    def time_out(self, now: datetime, deadline: timedelta) -> list[OrderEvent]:
+        """Cancel an overdue order, as a customer's cancel would: its OrderCancelled is what makes
+        inventory release the stock and payment refund or never charge. An answer that was only
+        late (a payment in flight) is then handled as an answer to a cancelled order. Nothing when
+        the order is not overdue, so a sweep may call it on a stale list."""
+        if not self.is_overdue(now, deadline):
+            return []
+        return [self._record(OrderCancelled(order_id=self.order_id, reason=SAGA_TIMEOUT), now)]
 
     # -- the fold ---------------------------------------------------------------------------------
 

@@ -1,14 +1,15 @@
-"""The order service's use cases that change state: the customer's commands (from the API) and the
-reactions to inventory's and payment's events (from the worker). Each is one unit of work: lock
-the order, fold its events, apply the domain rule, then store the new events, the projection row
-and the outbox rows in the same transaction. None of them touches Kafka."""
+"""The order service's use cases that change state: the customer's commands (from the API), the
+reactions to inventory's and payment's events and the saga deadline (from the worker). Each is one
+unit of work: lock the order, fold its events, apply the domain rule, then store the new events,
+the projection row and the outbox rows in the same transaction. None of them touches Kafka."""
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
+from pydantic import ValidationError
 from shared.consumer.worker import Handler
 from shared.events import (
     Envelope,
@@ -24,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from order_service.adapters import idempotency, projection
 from order_service.adapters.projection import ProjectedOrder
 from order_service.adapters.repository import OrderRepository
-from order_service.domain import Order, OrderEvent
+from order_service.domain import CorruptHistory, Order, OrderEvent
 
 from .commands import CancelOrder, PlaceOrder
 from .errors import IdempotencyKeyReused, OrderNotFound
@@ -73,6 +74,36 @@ async def cancel_order(session: AsyncSession, command: CancelOrder, now: datetim
         order.cancel(now or utc_now())
         await repository.save(order)
     return projection.project(order)
+
+
+# -- the saga deadline (the worker's periodic sweep) -----------------------------------------------
+
+
+async def time_out_overdue_orders(
+    session: AsyncSession, deadline: timedelta, *, limit: int, now: datetime | None = None
+) -> list[UUID]:
+    """Cancel, with reason saga_timeout, up to `limit` orders still waiting for inventory or payment
+    `deadline` after they were placed, oldest first; return their ids. One transaction: each order
+    is locked, folded and saved (events, projection, outbox) as a customer's cancel saves it."""
+    now = now or utc_now()
+    timed_out: list[UUID] = []
+    async with session.begin():
+        repository = OrderRepository(session)
+        for order_id in await projection.lock_overdue(session, placed_before=now - deadline, limit=limit):
+            try:
+                order = await repository.get_for_update(order_id)  # locked already; folds its history
+            except (CorruptHistory, ValidationError):
+                # Only reads happened for this order; skip it so it cannot stall every other one.
+                log.exception(
+                    "overdue order has a history that cannot be folded; not timed out", order_id=str(order_id)
+                )
+                continue
+            if order is not None and order.time_out(now, deadline):
+                await repository.save(order)
+                timed_out.append(order_id)
+    if timed_out:
+        log.warning("orders cancelled by the saga deadline", count=len(timed_out), deadline_s=deadline.total_seconds())
+    return timed_out
 
 
 # -- reactions (the worker; called inside its per-message transaction) ---------------------------

@@ -1,0 +1,133 @@
+"""The saga deadline sweep against the real Postgres: an order nobody answers is cancelled with
+reason saga_timeout, in its event store, its projection and its outbox, once, however many sweeps run.
+
+The running order service shares the schema, so the orders here are placed long ago (in 2001) and
+their OrderCreated is kept out of the outbox: the running saga never hears of them (as if every
+consumer had dead-lettered it), and a sweep whose clock says 2001 finds no one else's orders."""
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from order_service.adapters import event_store, projection
+from order_service.adapters.repository import envelope_for
+from order_service.domain import Order, OrderItem, OrderStatus
+from order_service.entrypoints.worker import saga_deadline_sweep
+from order_service.service_layer import handlers
+from prometheus_client import REGISTRY
+from shared.events import Envelope, OrderCancelled, PaymentProcessed, PricedLine, StockReserved
+
+pytestmark = pytest.mark.infra
+
+LONG_AGO = datetime(2001, 1, 1, tzinfo=UTC)
+DEADLINE = timedelta(seconds=1)
+SWEPT_AT = LONG_AGO + timedelta(seconds=2)  # the sweep's clock: orders placed before LONG_AGO + 1 s are overdue
+BATCH = 1000
+
+
+@pytest.fixture
+def placed_long_ago(sessions, customer):
+    """`await placed_long_ago(at=LONG_AGO)`: an order placed then whose OrderCreated reached no one:
+    stored and projected, but not in the outbox."""
+
+    async def place(at: datetime = LONG_AGO) -> uuid.UUID:
+        order = Order.place(uuid.uuid4(), customer, [OrderItem("SKU-1", 1)], "tok_visa", at)
+        (recorded,) = order.pending_events
+        async with sessions() as session, session.begin():
+            await event_store.append(session, [event_store.stored_event(recorded, envelope_for(recorded, None))])
+            await projection.insert_new(session, projection.project(order))
+        return order.order_id
+
+    return place
+
+
+async def sweep(sessions, now: datetime = SWEPT_AT) -> list[uuid.UUID]:
+    async with sessions() as session:
+        return await handlers.time_out_overdue_orders(session, DEADLINE, limit=BATCH, now=now)
+
+
+async def event_types(sessions, order_id: uuid.UUID) -> list[str]:
+    async with sessions() as session:
+        return [event.event_type for event in await event_store.history(session, order_id)]
+
+
+async def test_an_order_nobody_answers_is_cancelled_by_one_sweep_as_a_saga_timeout(
+    sessions, placed_long_ago, outbox_events
+):
+    order_id = await placed_long_ago()
+
+    timed_out = await sweep(sessions)
+
+    assert order_id in timed_out
+    history = await event_types(sessions, order_id)
+    assert history == ["OrderCreated", "OrderCancelled"]
+    (sent,) = await outbox_events(order_id)
+    assert sent.event == OrderCancelled(order_id=order_id, reason="saga_timeout")
+    assert (sent.source, sent.occurred_at) == ("order", SWEPT_AT)
+    async with sessions() as session:
+        row = await projection.get(session, order_id)
+        stored = await event_store.history(session, order_id)
+    assert (row.status, row.cancellation_reason, row.version) == (OrderStatus.CANCELLED, "saga_timeout", 2)
+    assert stored[-1].event_id == sent.event_id
+
+
+async def test_orders_within_their_deadline_or_already_ended_are_left_alone(
+    sessions, placed_long_ago, in_transaction, outbox_events
+):
+    not_yet_due = await placed_long_ago(at=SWEPT_AT - DEADLINE / 2)
+    confirmed = await placed_long_ago()
+    line = PricedLine(sku="SKU-1", quantity=1, unit_price=500)
+    reserved = StockReserved(order_id=confirmed, items=(line,), total_amount=500, currency="EUR")
+    paid = PaymentProcessed(order_id=confirmed, payment_id=uuid.uuid4(), amount=500, currency="EUR")
+    await in_transaction(handlers.on_stock_reserved, Envelope.new(reserved, source="inventory"))
+    await in_transaction(handlers.on_payment_processed, Envelope.new(paid, source="payment"))
+
+    timed_out = await sweep(sessions)
+
+    assert not_yet_due not in timed_out and confirmed not in timed_out
+    assert await event_types(sessions, not_yet_due) == ["OrderCreated"]
+    assert await event_types(sessions, confirmed) == ["OrderCreated", "OrderUpdated", "OrderConfirmed"]
+    assert "OrderCancelled" not in [e.event_type for e in await outbox_events(confirmed)]
+
+
+async def test_concurrent_sweeps_cancel_each_overdue_order_exactly_once(sessions, placed_long_ago, outbox_events):
+    orders = [await placed_long_ago() for _ in range(10)]
+
+    first, second = await asyncio.gather(sweep(sessions), sweep(sessions))
+
+    for order_id in orders:
+        assert (order_id in first) != (order_id in second), f"{order_id} swept by both or by neither"
+        assert await event_types(sessions, order_id) == ["OrderCreated", "OrderCancelled"]
+        assert [e.event_type for e in await outbox_events(order_id)] == ["OrderCancelled"]
+    assert not set(orders) & set(await sweep(sessions)), "a later sweep found a cancelled order again"
+
+
+async def test_an_order_whose_row_another_transaction_holds_is_skipped_not_waited_for(sessions, placed_long_ago):
+    order_id = await placed_long_ago()
+
+    async with sessions() as holder, holder.begin():
+        await projection.lock(holder, order_id)  # a worker handling a saga event of this order
+        skipped = await asyncio.wait_for(sweep(sessions), timeout=10)
+
+    assert order_id not in skipped
+    assert order_id in await sweep(sessions)
+
+
+async def test_the_worker_s_sweep_loop_times_out_overdue_orders_counts_them_and_stops_when_told(
+    sessions, order_settings, placed_long_ago, eventually
+):
+    # A deadline of about 24 years: on today's clock only orders placed around 2001 are overdue.
+    settings = order_settings.model_copy(update={"saga_deadline_s": 24 * 365 * 86400.0, "saga_sweep_interval_s": 0.1})
+    order_id = await placed_long_ago()
+    counted_before = REGISTRY.get_sample_value("saga_timeouts_total", {"service": "order"}) or 0.0
+    stop = asyncio.Event()
+    loop = asyncio.create_task(saga_deadline_sweep(settings)(sessions, stop))
+
+    async def cancelled() -> bool:
+        return await event_types(sessions, order_id) == ["OrderCreated", "OrderCancelled"]
+
+    await eventually(cancelled, timeout=10, what="the sweep loop cancelled the overdue order")
+    stop.set()
+    await asyncio.wait_for(loop, timeout=5)
+    assert REGISTRY.get_sample_value("saga_timeouts_total", {"service": "order"}) >= counted_before + 1
