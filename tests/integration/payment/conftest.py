@@ -1,21 +1,27 @@
-"""Fixtures for the payment handlers and API against the real Postgres (`make up-infra`).
+"""Fixtures for the payment handlers, executor and API against the real Postgres (`make up-infra`).
 
 Tests share the schema with a running payment service, so each one uses fresh order ids and looks
-only at its own rows. The gateway is the built-in test gateway behind a recorder, so a test can count
-how often money would have moved.
+only at its own rows, and records its intents for a gateway name of its own: only the test's
+executor works on them (a running worker's executor serves the gateway "test" only), and the
+test's executor never touches anyone else's. The gateway is the built-in test gateway behind a
+recorder with the real thing's idempotency, so a test can count how often money moved.
 """
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import httpx
 import pytest
 from payment_service import views
+from payment_service.adapters.fault_switch import FaultSwitch
 from payment_service.domain import ChargeResult, RefundResult, TestCardGateway
 from payment_service.entrypoints.api import create_app
+from payment_service.entrypoints.executor import GatewayExecutor
 from payment_service.settings import Settings
 from shared.events import Envelope, Event, OrderCancelled, OrderCreated, OrderLine, PricedLine, StockReserved
 from shared.events.base import utc_now
@@ -24,24 +30,44 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 @dataclass
 class RecordingGateway:
-    """The test card gateway, recording each call's idempotency key."""
+    """The test card gateway with a ledger. Like a real gateway, it answers a key it has seen with
+    the first answer and moves no money again: `charges` and `refunds` hold what moved (one entry
+    per key), `calls` every request made."""
 
-    charges: list[str] = field(default_factory=list)
-    refunds: list[str] = field(default_factory=list)
+    charges: dict[str, ChargeResult] = field(default_factory=dict)
+    refunds: dict[str, RefundResult] = field(default_factory=dict)
+    calls: list[str] = field(default_factory=list)
     refuse_refunds: bool = False
+    # Set to make the next charge freeze right after the money moved, before the answer is back:
+    # `charged` is set then, and the test kills the caller (a process dying at that instant).
+    freeze_after_charge: bool = False
+    charged: asyncio.Event = field(default_factory=asyncio.Event)
     inner: TestCardGateway = field(default_factory=TestCardGateway)
 
     async def charge(self, *, token: str, amount: int, currency: str, idempotency_key: str) -> ChargeResult:
-        self.charges.append(idempotency_key)
-        return await self.inner.charge(token=token, amount=amount, currency=currency, idempotency_key=idempotency_key)
+        self.calls.append(idempotency_key)
+        if idempotency_key not in self.charges:
+            self.charges[idempotency_key] = await self.inner.charge(
+                token=token, amount=amount, currency=currency, idempotency_key=idempotency_key
+            )
+        if self.freeze_after_charge:
+            self.freeze_after_charge = False
+            self.charged.set()
+            await asyncio.Future()  # until cancelled
+        return self.charges[idempotency_key]
 
     async def refund(self, *, payment_id: UUID, amount: int, currency: str, idempotency_key: str) -> RefundResult:
-        self.refunds.append(idempotency_key)
-        if self.refuse_refunds:
-            return RefundResult(refunded=False, failure_reason="charge_disputed")
-        return await self.inner.refund(
-            payment_id=payment_id, amount=amount, currency=currency, idempotency_key=idempotency_key
-        )
+        self.calls.append(idempotency_key)
+        if idempotency_key not in self.refunds:
+            if self.refuse_refunds:
+                return RefundResult(refunded=False, failure_reason="charge_disputed")
+            self.refunds[idempotency_key] = await self.inner.refund(
+                payment_id=payment_id, amount=amount, currency=currency, idempotency_key=idempotency_key
+            )
+        return self.refunds[idempotency_key]
+
+    def approved_charges(self) -> list[str]:
+        return [key for key, result in self.charges.items() if result.approved]
 
 
 @pytest.fixture
@@ -49,9 +75,29 @@ def gateway() -> RecordingGateway:
     return RecordingGateway()
 
 
+@pytest.fixture
+def fault_file(tmp_path: Path) -> Path:
+    """Write `hang` or `error` here to make the test's gateway hang or fail (PAYMENT_GATEWAY_FAULT_FILE)."""
+    return tmp_path / "gateway-fault"
+
+
+@pytest.fixture
+def gateway_name() -> str:
+    return f"integration-tests-{uuid.uuid4().hex[:12]}"
+
+
 @pytest.fixture(scope="session")
 def settings() -> Settings:
-    return Settings(db_pool_size=25, db_max_overflow=5)
+    # Short timeouts, leases and backoffs, so faults and recoveries play out in a second or two.
+    return Settings(
+        db_pool_size=25,
+        db_max_overflow=5,
+        gateway_timeout_s=0.5,
+        gateway_retry_backoff_s=0.1,
+        gateway_retry_backoff_max_s=0.4,
+        executor_lease_s=1.0,
+        executor_sweep_interval_s=0.05,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -65,12 +111,40 @@ def sessions(settings: Settings, service_sessions) -> async_sessionmaker[AsyncSe
 
 
 @pytest.fixture
-def in_transaction(sessions, gateway) -> Callable[..., Awaitable[Any]]:
+def executor(settings, sessions, gateway, fault_file, gateway_name) -> GatewayExecutor:
+    """The test's executor, not running: drive it with `settle()`, or start it with `running_executor`."""
+    return GatewayExecutor(settings, sessions, FaultSwitch(gateway, fault_file), gateway_name=gateway_name)
+
+
+@pytest.fixture
+async def running_executor(executor) -> AsyncIterator[GatewayExecutor]:
+    """The executor running in the background, as in the worker process, until the test ends."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(executor.run(stop))
+    yield executor
+    stop.set()
+    await asyncio.wait_for(task, timeout=10)
+
+
+@pytest.fixture
+def settle(executor) -> Callable[[], Awaitable[None]]:
+    """`await settle()`: the executor makes every call that is due, to the end (a charge cancelled
+    meanwhile: its refund too). For tests whose executor is not running."""
+
+    async def run() -> None:
+        while await executor.start_due_calls():
+            await executor.drain()
+
+    return run
+
+
+@pytest.fixture
+def in_transaction(sessions, gateway_name, executor) -> Callable[..., Awaitable[Any]]:
     """`await in_transaction(handler, envelope)`: one committed unit of work, as the worker runs it."""
 
     async def run(handler: Callable[..., Awaitable[Any]], envelope: Envelope) -> Any:
         async with sessions() as session, session.begin():
-            return await handler(session, envelope, gateway=gateway)
+            return await handler(session, envelope, gateway=gateway_name, on_intent=executor.wake)
 
     return run
 

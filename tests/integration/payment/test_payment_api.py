@@ -22,12 +22,16 @@ FIELDS = {
 
 
 async def test_a_charged_then_refunded_payment_shows_its_amount_and_times_but_never_the_token(
-    api, order_id, order_created, stock_reserved, order_cancelled, in_transaction
+    api, order_id, order_created, stock_reserved, order_cancelled, in_transaction, settle
 ):
     await in_transaction(record_order, order_created(order_id, "tok_visa"))
     await in_transaction(record_reservation, stock_reserved(order_id, amount=4200, currency="USD"))
+    charging = (await api.get(f"/payments/{order_id}")).json()
+    await settle()
     charged = (await api.get(f"/payments/{order_id}")).json()
     await in_transaction(cancel_payment, order_cancelled(order_id))
+    refunding = (await api.get(f"/payments/{order_id}")).json()
+    await settle()
 
     response = await api.get(f"/payments/{order_id}")
 
@@ -35,7 +39,9 @@ async def test_a_charged_then_refunded_payment_shows_its_amount_and_times_but_ne
     refunded = response.json()
     assert set(refunded) == FIELDS
     assert "tok_visa" not in response.text
+    assert charging["status"] == "CHARGING" and charging["payment_id"] is None
     assert charged["status"] == "CHARGED" and charged["refunded_at"] is None
+    assert refunding["status"] == "REFUNDING" and refunding["refunded_at"] is None
     assert refunded["status"] == "REFUNDED"
     assert (refunded["amount"], refunded["currency"]) == (4200, "USD")
     assert refunded["payment_id"] == charged["payment_id"] is not None

@@ -1,6 +1,9 @@
 """Which gateway the payment worker charges through, chosen by settings."""
 
+from pathlib import Path
+
 import pytest
+from payment_service.adapters.fault_switch import FaultSwitch
 from payment_service.bootstrap import build_gateway, build_handlers
 from payment_service.domain import TestCardGateway
 from payment_service.settings import Settings
@@ -18,6 +21,26 @@ def plugged_gateway(settings: Settings) -> PluggedGateway:
 
 def test_the_built_in_test_gateway_is_the_default():
     assert isinstance(build_gateway(Settings()), TestCardGateway)
+
+
+def test_a_fault_file_puts_the_test_gateway_behind_the_fault_switch(tmp_path):
+    assert isinstance(build_gateway(Settings(gateway_fault_file=tmp_path / "fault")), FaultSwitch)
+
+
+def test_the_fault_file_is_read_from_the_environment(monkeypatch):
+    monkeypatch.setenv("PAYMENT_GATEWAY_FAULT_FILE", "/run/gateway-fault")
+
+    assert Settings().gateway_fault_file == Path("/run/gateway-fault")
+
+
+def test_a_fault_file_with_a_real_gateway_is_refused():
+    with pytest.raises(ValidationError, match="test gateway only"):
+        Settings(gateway=f"{__name__}:plugged_gateway", gateway_fault_file=Path("/tmp/fault"))
+
+
+def test_a_claim_lease_no_longer_than_the_gateway_timeout_is_refused():
+    with pytest.raises(ValidationError, match="executor_lease_s"):
+        Settings(gateway_timeout_s=5, executor_lease_s=5)
 
 
 def test_another_gateway_is_plugged_in_by_its_import_path():
@@ -39,9 +62,4 @@ def test_production_refuses_the_test_gateway_that_moves_no_money():
 
 
 def test_the_worker_reacts_to_the_order_its_reservation_and_its_end():
-    assert set(build_handlers(TestCardGateway())) == {
-        "OrderCreated",
-        "StockReserved",
-        "OrderCancelled",
-        "OrderRejected",
-    }
+    assert set(build_handlers("test")) == {"OrderCreated", "StockReserved", "OrderCancelled", "OrderRejected"}

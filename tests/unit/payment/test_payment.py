@@ -4,18 +4,22 @@ from uuid import uuid4
 
 import pytest
 from payment_service.domain import (
+    ChargeCall,
     ChargeResult,
     ConflictingFact,
     Payment,
     PaymentNotDue,
     PaymentStatus,
-    RefundRefused,
+    RefundCall,
     RefundResult,
     TestCardGateway,
+    retry_delay,
 )
 from shared.events import Event, PaymentFailed, PaymentProcessed, RefundIssued
 
 T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
+GATEWAY = "test"
+LEASE = timedelta(seconds=15)
 gateway = TestCardGateway()
 
 
@@ -23,110 +27,177 @@ def at(minutes: int) -> datetime:
     return T0 + timedelta(minutes=minutes)
 
 
-async def settle(payment: Payment, now: datetime) -> list[Event]:
-    """What the handler does after recording a fact: charge or refund if due."""
-    events: list[Event] = []
-    if payment.charge_due:
+async def execute(payment: Payment, now: datetime) -> list[Event]:
+    """What the executor does with a payment's open intent: claim it, ask the test gateway, record
+    the answer. Nothing when no call is due."""
+    if payment.pending_call is None:
+        return []
+    call = payment.claim(now, LEASE)
+    if isinstance(call, ChargeCall):
         charge = await gateway.charge(
-            token=payment.payment_token,
-            amount=payment.amount,
-            currency=payment.currency,
-            idempotency_key=payment.charge_idempotency_key,
+            token=call.token, amount=call.amount, currency=call.currency, idempotency_key=call.idempotency_key
         )
-        events.append(payment.record_charge(charge, now))
-    if payment.refund_due:
-        refund = await gateway.refund(
-            payment_id=payment.payment_id,
-            amount=payment.amount,
-            currency=payment.currency,
-            idempotency_key=payment.refund_idempotency_key,
-        )
-        events.append(payment.record_refund(refund, now))
+        return payment.record_charge(charge, now)
+    refund = await gateway.refund(
+        payment_id=call.payment_id, amount=call.amount, currency=call.currency, idempotency_key=call.idempotency_key
+    )
+    return payment.record_refund(refund, now)
+
+
+async def settle(payment: Payment, now: datetime) -> list[Event]:
+    """Every call the payment's intents lead to, answered (a charge cancelled meanwhile: its refund too)."""
+    events: list[Event] = []
+    while payment.pending_call is not None:
+        events += await execute(payment, now)
     return events
 
 
-def charged_payment(token: str = "tok_visa") -> Payment:
+def ready_to_charge(token: str = "tok_visa") -> Payment:
     payment = Payment(uuid4())
     payment.record_order(token)
     payment.record_reservation(2550, "EUR")
     return payment
 
 
-# -- the facts in every order -----------------------------------------------------------------------
+def charging(token: str = "tok_visa") -> Payment:
+    payment = ready_to_charge(token)
+    assert payment.request_charge(GATEWAY, at(0))
+    return payment
 
 
-async def test_the_token_first_then_the_amount_charges_once_the_amount_is_known():
+# -- deciding the charge ----------------------------------------------------------------------------
+
+
+def test_the_charge_is_decided_only_once_the_token_and_the_amount_are_known():
     payment = Payment(uuid4())
 
     payment.record_order("tok_visa")
-    assert not payment.charge_due
-    payment.record_reservation(2550, "EUR")
-    assert payment.charge_due
+    assert not payment.request_charge(GATEWAY, at(0))
+    assert payment.status is PaymentStatus.AWAITING_DETAILS and payment.pending_call is None
 
-    [event] = await settle(payment, at(1))
+    payment.record_reservation(2550, "EUR")
+    assert payment.request_charge(GATEWAY, at(1))
+
+    assert payment.status is PaymentStatus.CHARGING
+    assert payment.pending_call == ChargeCall("tok_visa", 2550, "EUR", f"charge:{payment.order_id}")
+    assert (payment.gateway, payment.charge_requested_at, payment.next_attempt_at) == (GATEWAY, at(1), at(1))
+
+
+def test_the_amount_first_then_the_token_decides_the_charge_as_well():
+    payment = Payment(uuid4())
+
+    payment.record_reservation(2550, "EUR")
+    assert not payment.request_charge(GATEWAY, at(0))
+    payment.record_order("tok_visa")
+
+    assert payment.request_charge(GATEWAY, at(1))
+    assert payment.status is PaymentStatus.CHARGING
+
+
+def test_a_charge_is_decided_once_however_often_the_facts_are_told():
+    payment = charging()
+
+    payment.record_order("tok_visa")
+    payment.record_reservation(2550, "EUR")
+
+    assert not payment.request_charge(GATEWAY, at(5))
+    assert payment.charge_requested_at == at(0)
+
+
+async def test_the_approved_charge_is_recorded_with_the_gateway_payment_id():
+    payment = charging()
+
+    [event] = await execute(payment, at(1))
 
     assert isinstance(event, PaymentProcessed)
     assert (event.order_id, event.amount, event.currency) == (payment.order_id, 2550, "EUR")
     assert payment.status is PaymentStatus.CHARGED
     assert payment.payment_id == event.payment_id and payment.charged_at == at(1)
-    assert not payment.charge_due
+    assert payment.pending_call is None and payment.next_attempt_at is None
 
 
-async def test_the_amount_first_then_the_token_charges_once_the_token_is_known():
-    payment = Payment(uuid4())
-
-    payment.record_reservation(2550, "EUR")
-    assert not payment.charge_due
-    payment.record_order("tok_visa")
-
-    [event] = await settle(payment, at(1))
-
-    assert isinstance(event, PaymentProcessed)
-    assert payment.status is PaymentStatus.CHARGED
+# -- cancellation before, while and after the charge ------------------------------------------------
 
 
-async def test_a_cancellation_before_the_reservation_voids_the_payment_and_it_is_never_charged():
+async def test_a_cancellation_before_the_charge_is_decided_voids_the_payment_for_good():
     payment = Payment(uuid4())
     payment.record_order("tok_visa")
 
     payment.cancel(at(1))
     payment.record_reservation(2550, "EUR")
 
-    assert payment.status is PaymentStatus.VOIDED
-    assert not payment.charge_due and not payment.refund_due
-    assert await settle(payment, at(2)) == []
+    assert not payment.request_charge(GATEWAY, at(2))
+    assert payment.status is PaymentStatus.VOIDED and payment.pending_call is None
     assert payment.amount == 2550  # kept for the record
 
 
-async def test_a_cancellation_after_the_charge_makes_a_refund_due_and_refunds_in_full():
-    payment = charged_payment()
-    [processed] = await settle(payment, at(1))
+async def test_a_cancellation_while_charging_waits_for_the_answer_and_a_charge_is_refunded_at_once():
+    payment = charging()
 
-    payment.cancel(at(2))
-    assert payment.refund_due
-    [refunded] = await settle(payment, at(3))
+    payment.cancel(at(1))
+    assert payment.status is PaymentStatus.CHARGING  # the gateway may have charged already
+    assert payment.pending_call == ChargeCall("tok_visa", 2550, "EUR", f"charge:{payment.order_id}")
 
+    [processed] = await execute(payment, at(2))
+    assert isinstance(processed, PaymentProcessed)
+    assert payment.status is PaymentStatus.REFUNDING
+    assert payment.pending_call == RefundCall(processed.payment_id, 2550, "EUR", f"refund:{payment.order_id}")
+    assert payment.next_attempt_at == at(2)  # due at once
+
+    [refunded] = await execute(payment, at(3))
     assert refunded == RefundIssued(
         order_id=payment.order_id, payment_id=processed.payment_id, amount=2550, currency="EUR"
     )
+    assert payment.status is PaymentStatus.REFUNDED and payment.cancelled_at == at(1)
+
+
+async def test_a_cancellation_while_charging_a_card_that_is_declined_ends_declined_with_nothing_to_refund():
+    payment = charging("tok_chargeDeclined")
+
+    payment.cancel(at(1))
+    [failed] = await execute(payment, at(2))
+
+    assert isinstance(failed, PaymentFailed)
+    assert payment.status is PaymentStatus.DECLINED and payment.pending_call is None
+
+
+async def test_a_cancellation_after_the_charge_decides_the_refund():
+    payment = charging()
+    [processed] = await execute(payment, at(1))
+
+    payment.cancel(at(2))
+    assert payment.status is PaymentStatus.REFUNDING
+    assert payment.pending_call == RefundCall(processed.payment_id, 2550, "EUR", f"refund:{payment.order_id}")
+    [refunded] = await execute(payment, at(3))
+
+    assert isinstance(refunded, RefundIssued)
     assert payment.status is PaymentStatus.REFUNDED
-    assert payment.cancelled_at == at(2) and payment.refunded_at == at(3)
-    assert payment.refund_id is not None
-    assert not payment.refund_due and not payment.charge_due
+    assert payment.cancelled_at == at(2) and payment.refunded_at == at(3) and payment.refund_id is not None
 
 
 async def test_a_cancellation_after_a_decline_has_nothing_to_undo():
-    payment = charged_payment("tok_chargeDeclined")
-    await settle(payment, at(1))
+    payment = charging("tok_chargeDeclined")
+    await execute(payment, at(1))
 
     payment.cancel(at(2))
 
-    assert payment.status is PaymentStatus.DECLINED
-    assert await settle(payment, at(3)) == []
+    assert payment.status is PaymentStatus.DECLINED and payment.pending_call is None
 
 
-@pytest.mark.parametrize("facts", list(permutations(["order", "reservation", "cancel"])))
-async def test_in_any_order_of_the_facts_no_money_stays_taken_and_nothing_is_charged_twice(facts):
+async def test_a_cancellation_told_again_changes_nothing():
+    payment = charging()
+    payment.cancel(at(1))
+    payment.cancel(at(2))
+    assert payment.cancelled_at == at(1)
+
+    await settle(payment, at(3))
+    payment.cancel(at(4))
+
+    assert payment.status is PaymentStatus.REFUNDED and payment.cancelled_at == at(1)
+
+
+@pytest.mark.parametrize("facts", list(permutations(["order", "reservation", "cancel", "gateway answers"])))
+async def test_in_any_order_of_facts_and_answers_no_money_stays_taken_and_nothing_is_charged_twice(facts):
     payment = Payment(uuid4())
     events: list[Event] = []
 
@@ -135,16 +206,84 @@ async def test_in_any_order_of_the_facts_no_money_stays_taken_and_nothing_is_cha
             payment.record_order("tok_visa")
         elif fact == "reservation":
             payment.record_reservation(2550, "EUR")
-        else:
+        elif fact == "cancel":
             payment.cancel(at(minute))
-        events += await settle(payment, at(minute))
+        else:
+            events += await execute(payment, at(minute))
+        payment.request_charge(GATEWAY, at(minute))
+    events += await settle(payment, at(9))  # the executor's sweep, eventually
 
     charges = [event for event in events if isinstance(event, PaymentProcessed)]
     refunds = [event for event in events if isinstance(event, RefundIssued)]
     assert len(charges) <= 1
     assert len(refunds) == len(charges)
-    charged_before_cancel = facts.index("cancel") == 2
-    assert payment.status is (PaymentStatus.REFUNDED if charged_before_cancel else PaymentStatus.VOIDED)
+    cancelled_before_the_decision = facts.index("cancel") < max(facts.index("order"), facts.index("reservation"))
+    assert payment.status is (PaymentStatus.VOIDED if cancelled_before_the_decision else PaymentStatus.REFUNDED)
+
+
+# -- the executor's claims, failures and retries -----------------------------------------------------
+
+
+def test_a_claim_counts_the_attempt_and_keeps_other_executors_away_for_the_lease():
+    payment = charging()
+
+    call = payment.claim(at(1), LEASE)
+
+    assert call == payment.pending_call
+    assert payment.attempts == 1 and payment.next_attempt_at == at(1) + LEASE
+
+
+def test_a_failed_call_keeps_the_intent_open_with_the_same_key_and_retries_later():
+    payment = charging()
+    first = payment.claim(at(1), LEASE)
+
+    payment.record_call_failed("no answer within 5 s", at(2), timedelta(seconds=4))
+
+    assert payment.status is PaymentStatus.CHARGING and payment.last_error == "no answer within 5 s"
+    assert payment.next_attempt_at == at(2) + timedelta(seconds=4)
+    assert payment.claim(at(3), LEASE) == first  # same idempotency key: the same charge at the gateway
+    assert payment.attempts == 2
+
+
+async def test_an_answer_clears_the_last_error():
+    payment = charging()
+    payment.claim(at(1), LEASE)
+    payment.record_call_failed("gateway down", at(2), timedelta(seconds=1))
+
+    await execute(payment, at(3))
+
+    assert payment.last_error is None and payment.next_attempt_at is None and payment.attempts == 2
+
+
+def test_the_retry_delay_doubles_from_its_base_up_to_its_cap():
+    delays = [retry_delay(n, base=timedelta(seconds=1), cap=timedelta(seconds=15)) for n in range(1, 7)]
+
+    assert [d.total_seconds() for d in delays] == [1, 2, 4, 8, 15, 15]
+
+
+def test_nothing_can_be_claimed_or_failed_without_an_open_intent():
+    payment = ready_to_charge()
+
+    with pytest.raises(PaymentNotDue):
+        payment.claim(at(1), LEASE)
+    with pytest.raises(PaymentNotDue):
+        payment.record_call_failed("x", at(1), timedelta(seconds=1))
+
+
+# -- refunds ----------------------------------------------------------------------------------------
+
+
+async def test_a_refused_refund_ends_refund_refused_for_a_human_with_the_reason():
+    payment = charging()
+    await execute(payment, at(1))
+    payment.cancel(at(2))
+    payment.claim(at(3), LEASE)
+
+    events = payment.record_refund(RefundResult(refunded=False, failure_reason="charge_disputed"), at(3))
+
+    assert events == []
+    assert payment.status is PaymentStatus.REFUND_REFUSED and payment.failure_reason == "charge_disputed"
+    assert payment.pending_call is None  # the same key would get the same refusal: not asked again
 
 
 # -- the test cards ---------------------------------------------------------------------------------
@@ -152,8 +291,7 @@ async def test_in_any_order_of_the_facts_no_money_stays_taken_and_nothing_is_cha
 
 @pytest.mark.parametrize("token", ["tok_visa", "tok_mastercard", "tok_amex"])
 async def test_the_approving_test_cards_are_charged(token):
-    payment = charged_payment(token)
-    [event] = await settle(payment, at(1))
+    [event] = await execute(charging(token), at(1))
     assert isinstance(event, PaymentProcessed)
 
 
@@ -167,31 +305,26 @@ async def test_the_approving_test_cards_are_charged(token):
     ],
 )
 async def test_the_declining_test_cards_fail_with_their_reason_and_are_never_charged_again(token, reason):
-    payment = charged_payment(token)
+    payment = charging(token)
 
-    [event] = await settle(payment, at(1))
+    [event] = await execute(payment, at(1))
 
     assert event == PaymentFailed(order_id=payment.order_id, amount=2550, currency="EUR", reason=reason)
     assert payment.status is PaymentStatus.DECLINED and payment.failure_reason == reason
     assert payment.payment_id is None
-    assert not payment.charge_due
-    assert await settle(payment, at(2)) == []
+    assert not payment.request_charge(GATEWAY, at(2)) and payment.pending_call is None
 
 
 # -- idempotency ------------------------------------------------------------------------------------
 
 
 async def test_a_retried_charge_gets_the_same_payment_id_from_the_gateway():
-    payment = charged_payment()
-    key = payment.charge_idempotency_key
+    key = charging().pending_call.idempotency_key
 
     first = await gateway.charge(token="tok_visa", amount=2550, currency="EUR", idempotency_key=key)
     retry = await gateway.charge(token="tok_visa", amount=2550, currency="EUR", idempotency_key=key)
     other = await gateway.charge(
-        token="tok_visa",
-        amount=2550,
-        currency="EUR",
-        idempotency_key=charged_payment().charge_idempotency_key,
+        token="tok_visa", amount=2550, currency="EUR", idempotency_key=charging().pending_call.idempotency_key
     )
 
     assert first == retry
@@ -199,38 +332,21 @@ async def test_a_retried_charge_gets_the_same_payment_id_from_the_gateway():
 
 
 async def test_a_retried_refund_gets_the_same_refund_id_from_the_gateway():
-    payment = charged_payment()
-    await settle(payment, at(1))
+    payment = charging()
+    await execute(payment, at(1))
+    payment.cancel(at(2))
+    call = payment.pending_call
     refund = {
-        "payment_id": payment.payment_id,
+        "payment_id": call.payment_id,
         "amount": 2550,
         "currency": "EUR",
-        "idempotency_key": payment.refund_idempotency_key,
+        "idempotency_key": call.idempotency_key,
     }
     assert await gateway.refund(**refund) == await gateway.refund(**refund)
 
 
-async def test_repeated_facts_change_nothing():
-    payment = charged_payment()
-    payment.record_order("tok_visa")
-    payment.record_reservation(2550, "EUR")
-    await settle(payment, at(1))
-
-    payment.record_order("tok_visa")
-    payment.record_reservation(2550, "EUR")
-    assert await settle(payment, at(2)) == []
-
-    payment.cancel(at(3))
-    payment.cancel(at(4))
-    assert payment.cancelled_at == at(3)
-    assert len(await settle(payment, at(5))) == 1
-    payment.cancel(at(6))
-    assert payment.status is PaymentStatus.REFUNDED
-    assert await settle(payment, at(7)) == []
-
-
 def test_a_fact_told_again_with_another_value_is_refused():
-    payment = charged_payment()
+    payment = ready_to_charge()
     with pytest.raises(ConflictingFact):
         payment.record_order("tok_mastercard")
     with pytest.raises(ConflictingFact):
@@ -240,9 +356,8 @@ def test_a_fact_told_again_with_another_value_is_refused():
     assert (payment.payment_token, payment.amount, payment.currency) == ("tok_visa", 2550, "EUR")
 
 
-def test_a_charge_or_refund_that_is_not_due_cannot_be_recorded():
-    payment = Payment(uuid4())
-    payment.record_order("tok_visa")
+def test_an_answer_to_a_call_that_is_not_open_cannot_be_recorded():
+    payment = ready_to_charge()
     approved = ChargeResult(approved=True, payment_id=uuid4())
 
     with pytest.raises(PaymentNotDue):
@@ -250,21 +365,15 @@ def test_a_charge_or_refund_that_is_not_due_cannot_be_recorded():
     with pytest.raises(PaymentNotDue):
         payment.record_refund(RefundResult(refunded=True, refund_id=uuid4()), at(1))
 
-    payment.record_reservation(2550, "EUR")
+    payment.request_charge(GATEWAY, at(1))
     payment.record_charge(approved, at(2))
     with pytest.raises(PaymentNotDue):
         payment.record_charge(approved, at(3))
 
 
-def test_a_refused_refund_keeps_the_refund_due_so_it_is_not_forgotten():
-    payment = charged_payment()
-    payment.record_charge(ChargeResult(approved=True, payment_id=uuid4()), at(1))
-    payment.cancel(at(2))
-
-    with pytest.raises(RefundRefused):
-        payment.record_refund(RefundResult(refunded=False, failure_reason="gateway_unavailable"), at(3))
-
-    assert payment.status is PaymentStatus.CHARGED and payment.refund_due
+def test_times_must_be_timezone_aware():
+    with pytest.raises(ValueError, match="timezone-aware"):
+        ready_to_charge().request_charge(GATEWAY, datetime(2025, 1, 1, 12, 0))
 
 
 def test_a_gateway_answer_must_be_complete():

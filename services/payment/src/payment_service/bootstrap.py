@@ -1,13 +1,15 @@
-"""Wires the payment handlers to their gateway: the built-in test gateway by default, or the one
-named by the `gateway` setting."""
+"""Wires the payment worker: the gateway named by the `gateway` setting (the built-in test gateway
+by default, behind the fault switch when one is configured), the event handlers, and the executor
+that makes the gateway calls the handlers decide."""
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 
 from shared.consumer.worker import Handler
 from shared.events import OrderCancelled, OrderCreated, OrderRejected, StockReserved
 
+from payment_service.adapters.fault_switch import FaultSwitch
 from payment_service.domain import PaymentGateway, TestCardGateway
 from payment_service.service_layer import handlers
 from payment_service.settings import Settings
@@ -15,7 +17,8 @@ from payment_service.settings import Settings
 
 def build_gateway(settings: Settings) -> PaymentGateway:
     if settings.gateway == "test":
-        return TestCardGateway()
+        gateway = TestCardGateway()
+        return FaultSwitch(gateway, settings.gateway_fault_file) if settings.gateway_fault_file else gateway
     module_name, _, factory_name = settings.gateway.partition(":")
     if not factory_name:
         raise ValueError(f"gateway must be 'test' or 'package.module:factory', got {settings.gateway!r}")
@@ -23,10 +26,16 @@ def build_gateway(settings: Settings) -> PaymentGateway:
     return factory(settings)
 
 
-def build_handlers(gateway: PaymentGateway) -> Mapping[str, Handler]:
+def build_handlers(gateway_name: str, on_intent: Callable[[], None] = lambda: None) -> Mapping[str, Handler]:
+    """`gateway_name` is recorded with each charge intent; `on_intent` is called after the commit
+    of every transaction that recorded one (it wakes the executor)."""
+
+    def bind(handler: Callable[..., Awaitable[None]]) -> Handler:
+        return partial(handler, gateway=gateway_name, on_intent=on_intent)
+
     return {
-        OrderCreated.event_type: partial(handlers.record_order, gateway=gateway),
-        StockReserved.event_type: partial(handlers.record_reservation, gateway=gateway),
-        OrderCancelled.event_type: partial(handlers.cancel_payment, gateway=gateway),
-        OrderRejected.event_type: partial(handlers.cancel_payment, gateway=gateway),
+        OrderCreated.event_type: bind(handlers.record_order),
+        StockReserved.event_type: bind(handlers.record_reservation),
+        OrderCancelled.event_type: bind(handlers.cancel_payment),
+        OrderRejected.event_type: bind(handlers.cancel_payment),
     }

@@ -1,11 +1,56 @@
 """The payment service's table. Unqualified: connections set `search_path` to the service's schema.
 
-The initial migration creates the same table; this metadata is what the code reads and writes.
+The migrations create the same table; this metadata is what the code reads and writes.
 """
 
-from sqlalchemy import CHAR, BigInteger, CheckConstraint, Column, DateTime, MetaData, Table, Text, Uuid, func
+from sqlalchemy import (
+    CHAR,
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    Uuid,
+    func,
+    text,
+)
 
 metadata = MetaData()
+
+STATUSES = (
+    "AWAITING_DETAILS",
+    "CHARGING",
+    "CHARGED",
+    "DECLINED",
+    "REFUNDING",
+    "REFUNDED",
+    "REFUND_REFUSED",
+    "VOIDED",
+)
+# The rules no bug may get around, one constraint each (migration 0002 writes the same text).
+CHECKS = {
+    "payments_status_known": "status IN ({})".format(", ".join(f"'{s}'" for s in STATUSES)),
+    "payments_amount_not_negative": "amount >= 0",
+    # What "charged" means.
+    "payments_charge_recorded": (
+        "status NOT IN ('CHARGED', 'REFUNDING', 'REFUNDED', 'REFUND_REFUSED') "
+        "OR (payment_id IS NOT NULL AND charged_at IS NOT NULL)"
+    ),
+    # An open intent has what its gateway call needs, and a time it is due at, so the executor's
+    # sweep cannot miss it.
+    "payments_charge_intent_complete": (
+        "status <> 'CHARGING' OR (charge_key IS NOT NULL AND gateway IS NOT NULL AND payment_token IS NOT NULL "
+        "AND amount IS NOT NULL AND next_attempt_at IS NOT NULL)"
+    ),
+    "payments_refund_intent_complete": (
+        "status <> 'REFUNDING' OR (refund_key IS NOT NULL AND gateway IS NOT NULL AND cancelled_at IS NOT NULL "
+        "AND next_attempt_at IS NOT NULL)"
+    ),
+}
 
 payments = Table(
     "payments",
@@ -18,20 +63,26 @@ payments = Table(
     Column("currency", CHAR(3)),
     Column("status", Text, nullable=False),
     Column("payment_id", Uuid),
-    Column("failure_reason", Text),
+    Column("failure_reason", Text),  # the decline's, or the refused refund's
     Column("charged_at", DateTime(timezone=True)),
     Column("cancelled_at", DateTime(timezone=True)),
     Column("refund_id", Uuid),
     Column("refunded_at", DateTime(timezone=True)),
+    # The intent (see domain/payment.py): the gateway and keys the money moves at and under.
+    Column("gateway", Text),
+    Column("charge_key", Text),
+    Column("charge_requested_at", DateTime(timezone=True)),
+    Column("refund_key", Text),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("next_attempt_at", DateTime(timezone=True)),
+    Column("last_error", Text),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    CheckConstraint(
-        "status IN ('AWAITING_DETAILS', 'CHARGED', 'DECLINED', 'REFUNDED', 'VOIDED')", name="payments_status_known"
-    ),
-    CheckConstraint("amount >= 0", name="payments_amount_not_negative"),
-    # What "charged" means, written down where no bug can get around it.
-    CheckConstraint(
-        "status NOT IN ('CHARGED', 'REFUNDED') OR (payment_id IS NOT NULL AND charged_at IS NOT NULL)",
-        name="payments_charge_recorded",
+    *(CheckConstraint(sql, name=name) for name, sql in CHECKS.items()),
+    # The executor's sweep: only open intents are indexed, so the index stays as small as they are few.
+    Index(
+        "payments_open_intents",
+        "next_attempt_at",
+        postgresql_where=text("status IN ('CHARGING', 'REFUNDING')"),
     ),
 )

@@ -1,5 +1,5 @@
-"""What the payment domain refuses. None of these is expected in a correct run: each stops the
-message (retried, then dead-lettered) instead of risking a wrong charge or a lost refund."""
+"""What the payment domain refuses, and how a gateway call can fail. None of the refusals is
+expected in a correct run: each stops the message (dead-lettered) instead of risking a wrong charge."""
 
 
 class PaymentError(Exception):
@@ -11,8 +11,11 @@ class ConflictingFact(PaymentError):
 
 
 class PaymentNotDue(PaymentError):
-    """A gateway answer was recorded for a charge or refund that is not due: a handler bug."""
+    """A gateway answer was recorded for a charge or refund that is not due: a bug."""
 
 
-class RefundRefused(PaymentError):
-    """The gateway would not refund a cancelled order's charge; a human must look at it."""
+class GatewayUnavailable(Exception):
+    """The gateway gave no answer: unreachable, timed out, or failed on its side. The call may or
+    may not have taken effect, so it is retried later with the same idempotency key. Gateway
+    adapters raise this (or a subclass) for every transient failure; never a bare OSError, which
+    the consumer runtime would take for a database outage."""

@@ -2,7 +2,9 @@
 
 The protocol is what any real gateway adapter implements. Both calls take an idempotency key: a
 charge or refund retried with the same key (after a crash, a timeout, a redelivered message) is
-answered with the first result instead of moving money again.
+answered with the first result instead of moving money again. When there is no answer (the
+gateway is unreachable or failing), an adapter raises GatewayUnavailable; the caller cuts a call
+that takes too long with its own timeout.
 """
 
 from dataclasses import dataclass
@@ -37,13 +39,9 @@ class RefundResult:
 
 
 class PaymentGateway(Protocol):
-    async def charge(
-        self, *, token: str, amount: int, currency: str, idempotency_key: str
-    ) -> ChargeResult: ...
+    async def charge(self, *, token: str, amount: int, currency: str, idempotency_key: str) -> ChargeResult: ...
 
-    async def refund(
-        self, *, payment_id: UUID, amount: int, currency: str, idempotency_key: str
-    ) -> RefundResult: ...
+    async def refund(self, *, payment_id: UUID, amount: int, currency: str, idempotency_key: str) -> RefundResult: ...
 
 
 # Stripe's test tokens (https://docs.stripe.com/testing): the outcome is a property of the token.
@@ -70,11 +68,7 @@ class TestCardGateway:
     async def charge(self, *, token: str, amount: int, currency: str, idempotency_key: str) -> ChargeResult:
         if token in APPROVED_TEST_TOKENS:
             return ChargeResult(approved=True, payment_id=uuid5(_CHARGE_NAMESPACE, idempotency_key))
-        return ChargeResult(
-            approved=False, decline_reason=DECLINED_TEST_TOKENS.get(token, UNKNOWN_TOKEN_REASON)
-        )
+        return ChargeResult(approved=False, decline_reason=DECLINED_TEST_TOKENS.get(token, UNKNOWN_TOKEN_REASON))
 
-    async def refund(
-        self, *, payment_id: UUID, amount: int, currency: str, idempotency_key: str
-    ) -> RefundResult:
+    async def refund(self, *, payment_id: UUID, amount: int, currency: str, idempotency_key: str) -> RefundResult:
         return RefundResult(refunded=True, refund_id=uuid5(_REFUND_NAMESPACE, idempotency_key))

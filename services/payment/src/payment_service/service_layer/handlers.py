@@ -1,11 +1,9 @@
 """The payment service's use cases, one per event it reacts to. Each runs inside the worker's
-per-message transaction (after the dedup row): lock the order's payment, record the new fact, charge
-or refund through the gateway when that became due, save, and add the answer to the outbox.
-
-The gateway is called inside the transaction, with the order's row locked. A crash after the
-gateway answered but before the commit redelivers the message; the retried call carries the same
-idempotency key, so the gateway answers with the first result instead of moving money again. The
-status rules (a charge is due only while AWAITING_DETAILS) make a second charge impossible anyway.
+per-message transaction (after the dedup row): lock the order's payment, record the new fact, and
+when that makes a charge or a refund due, record the intent (status CHARGING or REFUNDING, with its
+idempotency key). No handler calls the gateway: the executor does, outside any transaction
+(`service_layer/gateway_calls.py`), so a slow or hanging gateway never holds a row lock or a
+partition, and a charge is never made before the decision to make it is committed.
 """
 
 from collections.abc import Callable
@@ -17,96 +15,78 @@ from shared.consumer.retry import NonRetryableError
 from shared.events import Envelope, Event, OrderCancelled, OrderCreated, OrderRejected, StockReserved
 from shared.events.base import utc_now
 from shared.logging import get_logger
-from shared.outbox.writer import add_to_outbox
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from payment_service.adapters import repository
-from payment_service.domain import ConflictingFact, Payment, PaymentGateway, PaymentNotDue
-
-SOURCE = "payment"
+from payment_service.domain import ConflictingFact, Payment, PaymentStatus
 
 log = get_logger(__name__)
 
 E = TypeVar("E", bound=Event)
 Clock = Callable[[], datetime]
+Wake = Callable[[], None]
 
 
 async def record_order(
-    session: AsyncSession, envelope: Envelope, *, gateway: PaymentGateway, clock: Clock = utc_now
+    session: AsyncSession, envelope: Envelope, *, gateway: str, on_intent: Wake, clock: Clock = utc_now
 ) -> None:
-    """OrderCreated: how the customer pays. Charges if the amount is already known."""
+    """OrderCreated: how the customer pays. Decides the charge if the amount is already known."""
     order = _payload(envelope, OrderCreated)
-    await _handle(session, envelope, order.order_id, gateway, clock, lambda p: p.record_order(order.payment_token))
+    await _handle(session, order.order_id, lambda p: p.record_order(order.payment_token), gateway, on_intent, clock)
 
 
 async def record_reservation(
-    session: AsyncSession, envelope: Envelope, *, gateway: PaymentGateway, clock: Clock = utc_now
+    session: AsyncSession, envelope: Envelope, *, gateway: str, on_intent: Wake, clock: Clock = utc_now
 ) -> None:
-    """StockReserved: how much to charge. Charges if the token is known and the order not cancelled."""
+    """StockReserved: how much to charge. Decides the charge if the token is known and the order
+    was not cancelled."""
     reserved = _payload(envelope, StockReserved)
     await _handle(
         session,
-        envelope,
         reserved.order_id,
-        gateway,
-        clock,
         lambda p: p.record_reservation(reserved.total_amount, reserved.currency),
+        gateway,
+        on_intent,
+        clock,
     )
 
 
 async def cancel_payment(
-    session: AsyncSession, envelope: Envelope, *, gateway: PaymentGateway, clock: Clock = utc_now
+    session: AsyncSession, envelope: Envelope, *, gateway: str, on_intent: Wake, clock: Clock = utc_now
 ) -> None:
-    """OrderCancelled: refund a charge, or void the payment so it is never charged. OrderRejected
-    (inventory could not reserve) ends the order the same way: the payment is voided, not left
-    awaiting an amount that will never come."""
+    """OrderCancelled: void the payment so it is never charged, or decide the refund of a charge
+    (at once if charged, on the gateway's answer if the charge is in flight). OrderRejected
+    (inventory could not reserve) ends the order the same way."""
     ended = _payload(envelope, OrderCancelled, OrderRejected)
-    await _handle(session, envelope, ended.order_id, gateway, clock, lambda p: p.cancel(clock()))
+    await _handle(session, ended.order_id, lambda p: p.cancel(clock()), gateway, on_intent, clock)
 
 
 async def _handle(
     session: AsyncSession,
-    envelope: Envelope,
     order_id: UUID,
-    gateway: PaymentGateway,
-    clock: Clock,
     record_fact: Callable[[Payment], None],
+    gateway: str,
+    on_intent: Wake,
+    clock: Clock,
 ) -> None:
     payment = await repository.lock_payment(session, order_id)
+    if payment.status is PaymentStatus.CHARGED and payment.gateway is None:
+        # Charged before charges recorded their gateway (migration 0002): through the configured
+        # one, which is where its refund must go.
+        payment.gateway = gateway
+    was_open = payment.pending_call is not None
     try:
         record_fact(payment)
-        events = await settle(payment, gateway, clock)
-    except (ConflictingFact, PaymentNotDue) as exc:
-        # A fact told twice with different values, or a bug: no retry can make charging safe.
+    except ConflictingFact as exc:
+        # A fact told twice with different values: charging on either value could be wrong.
         raise NonRetryableError(str(exc)) from exc
+    payment.request_charge(gateway, clock())
     await repository.save_payment(session, payment)
-    await add_to_outbox(session, *(Envelope.new(event, source=SOURCE, caused_by=envelope) for event in events))
-    log.info("payment updated", status=payment.status.value, emitted=[event.event_type for event in events])
-
-
-async def settle(payment: Payment, gateway: PaymentGateway, clock: Clock = utc_now) -> list[Event]:
-    """Charge or refund through the gateway when the recorded facts make it due; the answers."""
-    events: list[Event] = []
-    if payment.charge_due:
-        assert payment.payment_token is not None and payment.amount is not None and payment.currency is not None
-        charge = await gateway.charge(
-            token=payment.payment_token,
-            amount=payment.amount,
-            currency=payment.currency,
-            idempotency_key=payment.charge_idempotency_key,
-        )
-        events.append(payment.record_charge(charge, clock()))
-    if payment.refund_due:
-        assert payment.payment_id is not None and payment.amount is not None and payment.currency is not None
-        # A refused refund raises RefundRefused: retried, then dead-lettered for a human.
-        refund = await gateway.refund(
-            payment_id=payment.payment_id,
-            amount=payment.amount,
-            currency=payment.currency,
-            idempotency_key=payment.refund_idempotency_key,
-        )
-        events.append(payment.record_refund(refund, clock()))
-    return events
+    if payment.pending_call is not None and not was_open:
+        # The executor can claim the intent only once it is committed: wake it then, not now.
+        event.listen(session.sync_session, "after_commit", lambda _session: on_intent(), once=True)
+    log.info("payment updated", status=payment.status.value)
 
 
 def _payload(envelope: Envelope, *expected: type[E]) -> E:
