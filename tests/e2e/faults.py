@@ -62,11 +62,12 @@ async def program_state(program: str) -> tuple[str, int]:
 
 
 async def wait_running_again(program: str, old_pid: int, *, timeout: float = 60) -> None:
-    """Until supervisord runs the program under a new pid; start it if supervisord gave up on it."""
+    """Until supervisord runs the program under a new pid; start it if supervisord gave up on it
+    (EXITED is left alone: with autorestart it is the moment before supervisord starts it again)."""
 
     async def restarted() -> bool:
         state, pid = await program_state(program)
-        if state in ("EXITED", "FATAL", "STOPPED"):
+        if state in ("FATAL", "STOPPED"):
             await ctl("start", program)
         return state == "RUNNING" and pid not in (0, old_pid)
 
@@ -220,8 +221,10 @@ class FaultLog:
 
 
 async def run_faults(faults: list[Fault], log: FaultLog, *, recovery: float, timeout: float = 120) -> None:
-    """Each fault in turn, each followed by `recovery` seconds of load before the next one."""
+    """Each fault in turn, after `recovery` seconds of load (the first one after as long a healthy
+    start). Returns as soon as the last fault's part is back: from then on the system has to settle."""
     for fault in faults:
+        await asyncio.sleep(recovery)  # load against the recovered part; its errors count in the last window
         log.window = fault.name
         started, started_at = time.monotonic(), utc_now()
         print(f"{started_at} fault {fault.name}: injecting")
@@ -230,8 +233,13 @@ async def run_faults(faults: list[Fault], log: FaultLog, *, recovery: float, tim
         seconds = round(log.last_fault_over - started, 1)
         log.entries.append({"fault": fault.name, "started": started_at, "back_after_s": seconds})
         print(f"{utc_now()} fault {fault.name}: back after {seconds} s")
-        await asyncio.sleep(recovery)  # load goes on against the recovered part; errors still count here
     log.window = "after faults"
+
+
+async def programs_not_running() -> dict[str, str]:
+    """The supervisord programs that are not RUNNING, with their state (FATAL: supervisord gave up)."""
+    states = await program_states(*BROKER_PROGRAMS, *SERVICE_PROGRAMS)
+    return {program: state for program, (state, _pid) in states.items() if state != "RUNNING"}
 
 
 async def restore_everything(*, timeout: float = 180) -> None:
@@ -246,7 +254,7 @@ async def restore_everything(*, timeout: float = 180) -> None:
                 await ctl("start", program)
 
         async def all_running() -> bool:
-            return all(state == "RUNNING" for state, _pid in (await program_states(*programs)).values())
+            return not await programs_not_running()
 
         await eventually(all_running, timeout=60, what="every supervisord program RUNNING")
         await wait_in_every_isr((1, 2, 3), timeout=timeout)
