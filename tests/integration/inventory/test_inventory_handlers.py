@@ -284,3 +284,22 @@ async def test_an_order_without_lines_is_refused_for_the_dead_letter_topic(in_tr
     )
     with pytest.raises(NonRetryableError):
         await in_transaction(reserve_stock, incoming(empty))
+
+
+async def test_an_order_created_redriven_after_its_cancellation_reserves_nothing_and_leaves_the_stock_untouched(
+    new_sku, add_product, order_created, in_transaction, incoming, stock, reservation, outbox_events
+):
+    sku = new_sku()
+    await add_product(sku, available=5)
+    late = order_created({sku: 2})  # dead-lettered on its way here, redriven after the cancellation
+    order_id = late.event.order_id
+
+    await in_transaction(release_stock, incoming(cancelled(order_id)))
+    await in_transaction(reserve_stock, late)
+    await in_transaction(sell_stock, incoming(paid(order_id, 2000)))
+
+    assert await stock(sku) == (5, 0, 0)
+    tombstone = await reservation(order_id)
+    assert tombstone is not None
+    assert (tombstone["status"], tombstone["lines"], tombstone["total_amount"]) == ("RELEASED", [], None)
+    assert await outbox_events(str(order_id)) == []

@@ -89,8 +89,8 @@ def _product_values(product: Product) -> dict[str, Any]:
 
 async def claim_reservation(session: AsyncSession, order_id: UUID) -> bool:
     """Insert the order's reservation row, which locks it for this transaction. False when the order
-    already has one (answered before): the caller then does nothing. The row starts as FAILED with
-    nothing held and is overwritten by `save_reservation` before the commit, so no one sees it so."""
+    already has one (answered before, or its tombstone). The row starts as FAILED with nothing held
+    and is overwritten by `save_reservation` before the commit, so no one sees it so."""
     inserted = await session.execute(
         pg_insert(reservations)
         .values(order_id=order_id, status=ReservationStatus.FAILED.value, lines=[], failures=[])
@@ -116,14 +116,13 @@ async def lock_reservation(session: AsyncSession, order_id: UUID) -> Reservation
 
 
 async def save_reservation(session: AsyncSession, reservation: Reservation) -> None:
-    failed = reservation.status is ReservationStatus.FAILED
     await session.execute(
         update(reservations)
         .where(reservations.c.order_id == reservation.order_id)
         .values(
             status=reservation.status.value,
             currency=reservation.currency,
-            total_amount=None if failed else reservation.total_amount,
+            total_amount=reservation.total_amount if reservation.lines else None,  # null: nothing was priced
             lines=[line.model_dump(mode="json") for line in reservation.lines],
             failures=[failure.model_dump(mode="json") for failure in reservation.failures],
             updated_at=func.now(),

@@ -2,7 +2,16 @@
 
 from .errors import InvalidProduct, InventoryError, StockInvariantViolated
 from .products import Product
-from .reservations import Reservation, ReservationOutcome, ReservationStatus, release, reserve, sell
+from .reservations import (
+    Reservation,
+    ReservationOutcome,
+    ReservationStatus,
+    on_order_cancelled,
+    on_order_created,
+    release,
+    reserve,
+    sell,
+)
 
 __all__ = [
     "InvalidProduct",
@@ -12,6 +21,8 @@ __all__ = [
     "ReservationOutcome",
     "ReservationStatus",
     "StockInvariantViolated",
+    "on_order_cancelled",
+    "on_order_created",
     "release",
     "reserve",
     "sell",

@@ -4,6 +4,11 @@ The caller loads the products of the order (locked, in a fixed SKU order so two 
 deadlock), calls one of these functions, and writes products, reservation and the returned events
 in one transaction. A Reservation is kept for every order inventory answered, FAILED ones
 included, so a late or repeated message about that order finds it and does nothing twice.
+
+An order has at most one reservation, ever. Normally OrderCreated makes it and OrderCancelled
+(later in the same partition) releases it. But an OrderCreated that was dead-lettered and redriven
+arrives after its OrderCancelled: then the cancellation leaves a tombstone, a RELEASED reservation
+that holds nothing, and the late creation finds it and reserves nothing.
 """
 
 from collections.abc import Mapping, Sequence
@@ -99,6 +104,33 @@ def reserve(
     return ReservationOutcome(reservation, [reserved, *alerts])
 
 
+def on_order_created(
+    existing: Reservation | None,
+    order_id: UUID,
+    lines: Sequence[OrderLine],
+    products: Mapping[str, Product],
+) -> ReservationOutcome | None:
+    """Reserve for a new order. None when the order already has a reservation: it was answered
+    before (the same order told twice), or it was cancelled before it reached inventory (a
+    tombstone). Then nothing is held and nothing is said: the order is already CANCELLED, and the
+    order service ignores a reservation's answer for a cancelled order anyway."""
+    if existing is not None:
+        return None
+    return reserve(order_id, lines, products)
+
+
+def on_order_cancelled(
+    existing: Reservation | None, order_id: UUID, products: Mapping[str, Product]
+) -> ReservationOutcome | None:
+    """Release what the order holds (StockReleased). With no reservation yet, the outcome is the
+    tombstone to store, with no event. None when there is nothing to change: released before, or
+    failed, so nothing was held."""
+    if existing is None:
+        return ReservationOutcome(_tombstone(order_id))
+    events = release(existing, products)
+    return ReservationOutcome(existing, events) if events else None
+
+
 def release(reservation: Reservation, products: Mapping[str, Product]) -> list[Event]:
     """The order was cancelled: what it holds, reserved or already sold, is available again.
     A reservation that holds nothing (released before, or failed) releases nothing."""
@@ -125,6 +157,11 @@ def sell(reservation: Reservation, products: Mapping[str, Product]) -> bool:
         _product(products, line.sku, reservation).sell_held(line.quantity)
     reservation.status = ReservationStatus.SOLD
     return True
+
+
+def _tombstone(order_id: UUID) -> Reservation:
+    # RELEASED: the order's claim on stock is over, and no line was ever held or priced.
+    return Reservation(order_id, lines=(), currency=None, status=ReservationStatus.RELEASED)
 
 
 def _quantities_by_sku(lines: Sequence[OrderLine]) -> dict[str, int]:

@@ -6,8 +6,9 @@ Locks are always taken in the same order (the order's reservation row, then prod
 concurrent orders for the same SKUs queue up instead of deadlocking.
 """
 
-from collections.abc import Callable, Iterable, Mapping
-from typing import TypeVar
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+from uuid import UUID
 
 from shared.consumer.retry import NonRetryableError
 from shared.events import Envelope, Event, LowStockAlert, OrderCancelled, OrderCreated, PaymentProcessed
@@ -16,7 +17,7 @@ from shared.outbox.writer import add_to_outbox
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inventory_service.adapters import repository
-from inventory_service.domain import InventoryError, Product, Reservation, release, reserve, sell
+from inventory_service.domain import InventoryError, Product, Reservation, on_order_cancelled, on_order_created, sell
 
 from .commands import PutProduct, Restock
 
@@ -85,12 +86,14 @@ async def reserve_stock(session: AsyncSession, envelope: Envelope) -> None:
     order = _payload(envelope, OrderCreated)
     if not order.items:
         raise NonRetryableError(f"order {order.order_id} has no lines to reserve")
-    if not await repository.claim_reservation(session, order.order_id):
-        # The dedup table catches a redelivered event; this catches the same order told twice.
-        log.warning("order already has a reservation; nothing to do")
+    existing = await _reservation_or_claim(session, order.order_id)
+    products = await repository.lock_products(session, (line.sku for line in order.items)) if existing is None else {}
+    outcome = on_order_created(existing, order.order_id, order.items, products)
+    if outcome is None:
+        # The dedup table catches a redelivered event; this catches the same order told twice, and
+        # an OrderCreated redriven from a dead-letter topic after the order was cancelled.
+        log.warning("order already has a reservation; nothing to reserve", status=_status(existing))
         return
-    products = await repository.lock_products(session, (line.sku for line in order.items))
-    outcome = reserve(order.order_id, order.items, products)
     await repository.save_products(session, products.values() if outcome.succeeded else ())
     await repository.save_reservation(session, outcome.reservation)
     await _emit(session, outcome.events, caused_by=envelope)
@@ -98,21 +101,24 @@ async def reserve_stock(session: AsyncSession, envelope: Envelope) -> None:
 
 
 async def release_stock(session: AsyncSession, envelope: Envelope) -> None:
-    """OrderCancelled: what the order holds, reserved or sold, becomes available again."""
+    """OrderCancelled: what the order holds, reserved or sold, becomes available again. An order
+    with no reservation yet gets a tombstone, so that its OrderCreated, if it comes after all,
+    reserves nothing."""
     cancelled = _payload(envelope, OrderCancelled)
-    reservation = await repository.lock_reservation(session, cancelled.order_id)
-    if reservation is None:
-        # OrderCreated precedes OrderCancelled in the same partition, so this cannot happen.
-        log.warning("cancelled order has no reservation; nothing to release")
-        return
-    products = await repository.lock_products(session, (line.sku for line in reservation.lines))
-    events = _apply(release, reservation, products)
-    if not events:
+    existing = await _reservation_or_claim(session, cancelled.order_id)
+    held_skus = () if existing is None else [line.sku for line in existing.lines]
+    products = await repository.lock_products(session, held_skus)
+    outcome = _apply(on_order_cancelled, existing, cancelled.order_id, products)
+    if outcome is None:
         return  # released before, or failed: nothing was held
     await repository.save_products(session, products.values())
-    await repository.save_reservation(session, reservation)
-    await _emit(session, events, caused_by=envelope)
-    log.info("stock released")
+    await repository.save_reservation(session, outcome.reservation)
+    await _emit(session, outcome.events, caused_by=envelope)
+    if outcome.events:
+        log.info("stock released")
+    else:
+        # Its OrderCreated never got here (dead-lettered) or is late; the tombstone awaits it.
+        log.warning("cancelled order had no reservation; tombstone left")
 
 
 async def sell_stock(session: AsyncSession, envelope: Envelope) -> None:
@@ -141,13 +147,24 @@ def _payload(envelope: Envelope, expected: type[E]) -> E:
     return envelope.event
 
 
-def _apply(
-    move: Callable[[Reservation, Mapping[str, Product]], T], reservation: Reservation, products: Mapping[str, Product]
-) -> T:
+async def _reservation_or_claim(session: AsyncSession, order_id: UUID) -> Reservation | None:
+    """The order's reservation, locked; or None when it has none, and then its row is claimed
+    (inserted, hence locked) for this transaction to fill in with `save_reservation`. The insert
+    comes first so that two transactions about a new order queue up on that row."""
+    if await repository.claim_reservation(session, order_id):
+        return None
+    return await repository.lock_reservation(session, order_id)
+
+
+def _status(reservation: Reservation | None) -> str | None:
+    return None if reservation is None else reservation.status.value
+
+
+def _apply(move: Callable[..., T], *args: Any) -> T:
     """A stock move the domain refuses means stock that does not add up: retrying cannot fix it,
     so the message goes straight to the dead-letter topic for a human."""
     try:
-        return move(reservation, products)
+        return move(*args)
     except InventoryError as exc:
         raise NonRetryableError(str(exc)) from exc
 
