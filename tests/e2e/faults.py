@@ -76,8 +76,12 @@ async def wait_running_again(program: str, old_pid: int, *, timeout: float = 60)
 
 async def sigkill(program: str, *, timeout: float = 60) -> None:
     """SIGKILL the program's process, as a crash would; return once supervisord restarted it."""
-    state, pid = await program_state(program)
-    assert state == "RUNNING" and pid, f"{program} should run before it is killed: {state}"
+
+    async def running_pid() -> int:
+        state, pid = await program_state(program)
+        return pid if state == "RUNNING" else 0
+
+    pid = await eventually(running_pid, timeout=timeout, what=f"{program} RUNNING before it is killed")
     await ctl("signal", "KILL", program)
     await wait_running_again(program, pid, timeout=timeout)
 

@@ -79,7 +79,8 @@ class Customers:
         while not (stop.is_set() and self._next >= self.minimum):
             index = self._next
             self._next += 1
-            # Paced: order n is due n/rate seconds after the start, so the load spans the faults.
+            # Paced: order n is due n/rate seconds after the start, so the load spans the faults. The
+            # orders due during an outage go out as soon as the system answers again.
             await asyncio.sleep(max(0.0, self.first_post_at + index / self.rate - time.monotonic()))
             await self._order(random.Random(f"{self.seed}-{index}"))
 
