@@ -11,6 +11,7 @@ import pytest
 from payment_service.entrypoints.executor import GatewayExecutor
 from payment_service.service_layer import gateway_calls
 from payment_service.service_layer.handlers import cancel_payment, record_order, record_reservation
+from prometheus_client import REGISTRY
 
 pytestmark = pytest.mark.infra
 
@@ -134,6 +135,7 @@ async def test_a_failing_gateway_is_asked_again_with_backoff_and_charges_once_it
     outbox_events,
     eventually,
 ):
+    unavailable_before = failed_calls_counted()
     fault_file.write_text("error")
     await in_transaction(record_order, order_created(order_id))
     await in_transaction(record_reservation, stock_reserved(order_id))  # the handler never fails for it
@@ -144,6 +146,7 @@ async def test_a_failing_gateway_is_asked_again_with_backoff_and_charges_once_it
 
     row = await eventually(failed_three_times, timeout=10, interval=0.05, what="three failed calls")
     assert row["status"] == "CHARGING" and "fault injected: error" in row["last_error"]
+    assert failed_calls_counted() - unavailable_before >= 3
     fault_file.unlink()
 
     async def charged() -> bool:
@@ -197,3 +200,9 @@ async def test_two_executors_on_the_same_intents_call_the_gateway_once_per_charg
         stop.set()
         await asyncio.wait_for(asyncio.gather(*running), timeout=10)
     assert sorted(gateway.calls) == sorted(f"charge:{order_id}" for order_id in orders)
+
+
+def failed_calls_counted() -> float:
+    """payment_gateway_calls_total{call="charge", outcome="unavailable"} in this process."""
+    sample = REGISTRY.get_sample_value("payment_gateway_calls_total", {"call": "charge", "outcome": "unavailable"})
+    return sample or 0.0

@@ -15,6 +15,7 @@ from datetime import datetime
 
 from shared.events.base import utc_now
 from shared.logging import get_logger
+from shared.outage import is_database_outage
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from payment_service.domain import PaymentGateway
@@ -58,8 +59,11 @@ class GatewayExecutor:
                 self._wake.clear()
                 try:
                     await self.start_due_calls()
-                except Exception:  # the database away, most likely: the next sweep tries again
-                    log.exception("could not claim due gateway intents")
+                except Exception as exc:  # the next sweep tries again
+                    if is_database_outage(exc):
+                        log.warning("database unreachable; gateway intents wait", error=repr(exc))
+                    else:
+                        log.exception("could not claim due gateway intents")
                 await self._sleep_until_woken(stopping)
         finally:
             stopping.cancel()

@@ -33,6 +33,7 @@ from payment_service.domain import (
     RefundResult,
     retry_delay,
 )
+from payment_service.metrics import GATEWAY_CALLS
 from payment_service.settings import Settings
 
 SOURCE = "payment"
@@ -76,17 +77,22 @@ async def execute(
     clock: Clock = utc_now,
 ) -> None:
     """Make the claimed call and record what came of it."""
+    kind = "charge" if isinstance(claim.call, ChargeCall) else "refund"
     try:
         async with asyncio.timeout(settings.gateway_timeout_s):
             answer = await _call(gateway, claim.call)
     except TimeoutError:
+        GATEWAY_CALLS.labels(kind, "timeout").inc()
         await record_failure(sessions, claim, f"no answer within {settings.gateway_timeout_s:g} s", settings, clock)
     except GatewayUnavailable as exc:
+        GATEWAY_CALLS.labels(kind, "unavailable").inc()
         await record_failure(sessions, claim, str(exc), settings, clock)
     except Exception as exc:  # an adapter's bug or an error it did not wrap: same key, later
+        GATEWAY_CALLS.labels(kind, "error").inc()
         log.exception("gateway call raised an unexpected error", order_id=str(claim.order_id))
         await record_failure(sessions, claim, repr(exc), settings, clock)
     else:
+        GATEWAY_CALLS.labels(kind, _outcome(answer)).inc()
         await record_answer(sessions, claim, answer, clock)
 
 
@@ -136,6 +142,12 @@ async def record_failure(
         retry_in_s=retry_in.total_seconds(),
         error=error,
     )
+
+
+def _outcome(answer: ChargeResult | RefundResult) -> str:
+    if isinstance(answer, ChargeResult):
+        return "approved" if answer.approved else "declined"
+    return "refunded" if answer.refunded else "refused"
 
 
 async def _call(gateway: PaymentGateway, call: GatewayCall) -> ChargeResult | RefundResult:
