@@ -65,6 +65,7 @@ class Customers:
     failures: Counter[tuple[str, str]] = field(default_factory=Counter)  # (window, 5xx|connection|timeout)
     replayed: int = 0  # 202s answered from an earlier attempt that the client never saw the answer of
     cancel_answers: Counter[int] = field(default_factory=Counter)
+    seconds_to_202: list[float] = field(default_factory=list)  # per order, from the first attempt, retries included
     first_post_at: float = 0.0
     last_post_at: float = 0.0
     _next: int = 0
@@ -91,8 +92,10 @@ class Customers:
         token = DECLINED if rng.random() < self.mix.declined else APPROVED
         request = order_request([(sku, rng.randint(1, 3)) for sku in skus], token=token, customer_id=self.customer_id)
         key = str(uuid.uuid4())
+        started = time.monotonic()
         response = await self._answered(lambda: self.shop.post_order(request, idempotency_key=key))
         assert response.status_code == 202, f"POST /orders answered {response.status_code}: {response.text}"
+        self.seconds_to_202.append(time.monotonic() - started)
         order = response.json()
         self.placed[order["order_id"]] = order
         self.placed_per_window[self.window()] += 1

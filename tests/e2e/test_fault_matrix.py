@@ -214,7 +214,19 @@ def load_figures(customers: Customers) -> dict:
         "client_failures": dict(failures),
         "client_failures_per_window": customers.failures_per_window(),
         "replayed_posts": customers.replayed,
+        "seconds_to_202": percentiles(customers.seconds_to_202),
         "cancel_answers": {str(code): count for code, count in customers.cancel_answers.items()},
+    }
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    ordered = sorted(values)
+    return {
+        "p50": round(ordered[len(ordered) // 2], 3),
+        "p95": round(ordered[int(len(ordered) * 0.95)], 3),
+        "max": round(ordered[-1], 3),
     }
 
 
