@@ -1,17 +1,18 @@
 """What every service's HTTP API has alike: lifespan wiring, health probes, metrics, a session
-dependency, request metrics and error bodies that say what is wrong."""
+dependency, request metrics and one error contract (RFC 9457 problems, `shared.problems`)."""
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 import uvicorn
 from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -20,6 +21,7 @@ from shared.api_docs import install_offline_docs
 from shared.db import create_engine, create_session_factory
 from shared.logging import configure_logging
 from shared.metrics import HTTP_REQUEST_SECONDS, HTTP_REQUESTS
+from shared.problems import Refusal, add_problem_schemas, install_problem_handlers, problem_responses
 from shared.settings import ServiceSettings
 
 PROBE_TIMEOUT_S = 2.0
@@ -35,8 +37,16 @@ SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
 def create_service_app(
-    settings: ServiceSettings, *, title: str, description: str, routers: Sequence[APIRouter]
+    settings: ServiceSettings,
+    *,
+    title: str,
+    description: str,
+    routers: Sequence[APIRouter],
+    refusals: Mapping[type[Exception], Refusal] | None = None,
 ) -> FastAPI:
+    """The service's API. `refusals` maps the exceptions its handlers raise for a request that
+    cannot be served (unknown order, conflicting key...) to their problem answers."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
@@ -63,19 +73,46 @@ def create_service_app(
     app.include_router(_operations_router(settings))
     for router in routers:
         app.include_router(router)
-    app.add_middleware(RequestMetrics, service=settings.service_name)
+    install_problem_handlers(app, refusals or {})
+    _document_problems(app)
+    app.add_middleware(RequestMetrics, service=settings.service_name)  # outermost: sees every answer
     return app
+
+
+def _document_problems(app: FastAPI) -> None:
+    """The operations' `responses` refer to the Problem schemas; FastAPI only collects the schemas
+    of models it sees, so they are added to the document here."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            add_problem_schemas(generate())
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not ready"]
+    checks: dict[str, str]
 
 
 def _operations_router(settings: ServiceSettings) -> APIRouter:
     router = APIRouter(tags=["operations"])
 
-    @router.get("/health/live")
+    @router.get("/health/live", responses=problem_responses(validated=False, database=False))
     async def live() -> dict[str, str]:
         """The process is up."""
         return {"status": "live"}
 
-    @router.get("/health/ready", responses={503: {"description": "a dependency is unreachable"}})
+    @router.get(
+        "/health/ready",
+        response_model=Readiness,
+        responses={
+            **problem_responses(validated=False, database=False),
+            503: {"model": Readiness, "description": "a dependency is unreachable"},
+        },
+    )
     async def ready(request: Request) -> JSONResponse:
         """Ready when both Postgres and Kafka answer."""
         checks = {

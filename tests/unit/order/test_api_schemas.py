@@ -22,13 +22,27 @@ def test_a_request_becomes_a_place_order_command_with_its_idempotency_key():
         {**GOOD, "coupon": "FREE"},
         {**GOOD, "items": [{"sku": "SKU-1", "quantity": 1, "unit_price": 1}]},
         {**GOOD, "items": [{"sku": "SKU-1", "quantity": "2"}]},
-        {**GOOD, "items": [{"sku": "SKU-1", "quantity": 2.0}]},
+        {**GOOD, "items": [{"sku": "SKU-1", "quantity": 2.5}]},
         {**GOOD, "items": [{"sku": "SKU-1", "quantity": True}]},
     ],
 )
 def test_unknown_fields_and_non_integer_quantities_are_refused(body):
     with pytest.raises(ValidationError):
         PlaceOrderIn.model_validate_json(json.dumps(body))
+
+
+def test_a_quantity_written_as_a_whole_float_is_that_integer_as_json_schema_says():
+    body = {**GOOD, "items": [{"sku": "SKU-1", "quantity": 2.0}]}
+
+    assert PlaceOrderIn.model_validate_json(json.dumps(body)).items[0].quantity == 2
+
+
+def test_a_sku_on_several_lines_becomes_one_line_of_the_summed_quantity_in_first_seen_order():
+    lines = [{"sku": "B", "quantity": 1}, {"sku": "A", "quantity": 2}, {"sku": "B", "quantity": 3}]
+
+    command = PlaceOrderIn.model_validate({**GOOD, "items": lines}).to_command(None)
+
+    assert command.items == (Line("B", 4), Line("A", 2))
 
 
 def test_as_of_accepts_z_and_offsets_as_the_same_instant():

@@ -4,28 +4,24 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
+from shared.api_types import JsonInt, NonBlankText
+from shared.events.base import Currency
 
 from inventory_service.service_layer.handlers import MAX_STOCK
 
 MAX_UNIT_PRICE = 10**12  # minor units: a ten-billion price tag is a typo, not a product
 
-# Strict: a float or a string where a count or an amount is expected is refused, never rounded.
-StockCount = Annotated[int, Field(strict=True, ge=0, le=MAX_STOCK)]
-
-
-class Problem(BaseModel):
-    detail: str = Field(description="What is wrong with the request")
+# A JSON integer (2.0 is 2); 2.5, "2" or true where a count or an amount is expected is refused, never rounded.
+StockCount = Annotated[JsonInt, Field(ge=0, le=MAX_STOCK)]
 
 
 class ProductIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"\S")]
-    unit_price: Annotated[
-        int, Field(strict=True, ge=0, le=MAX_UNIT_PRICE, description="Price in the currency's minor units")
-    ]
-    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$"), Field(description="ISO 4217 code")]
+    name: Annotated[NonBlankText, Field(min_length=1, max_length=200)]
+    unit_price: Annotated[JsonInt, Field(ge=0, le=MAX_UNIT_PRICE, description="Price in the currency's minor units")]
+    currency: Annotated[Currency, Field(description="ISO 4217 code")]
     available: Annotated[StockCount, Field(description="Units on sale, not held by any order")]
     reorder_level: Annotated[StockCount, Field(description="A LowStockAlert fires when available falls below")]
 
@@ -33,7 +29,7 @@ class ProductIn(BaseModel):
 class RestockIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    quantity: Annotated[int, Field(strict=True, ge=1, le=MAX_STOCK, description="Units added to available")]
+    quantity: Annotated[JsonInt, Field(ge=1, le=MAX_STOCK, description="Units added to available")]
 
 
 class ProductOut(BaseModel):

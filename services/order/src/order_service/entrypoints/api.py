@@ -1,13 +1,15 @@
 """The order service's HTTP API. Routes translate HTTP into a command or query and call the
-service layer; refusals become 4xx answers whose `detail` says what is wrong."""
+service layer; refusals are RFC 9457 problems (shared.problems), mapped from the service's
+exceptions in one table."""
 
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, FastAPI, Header, Query, Request, Response, status
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, FastAPI, Header, Query, Response, status
+from pydantic import Field
+from shared.api_types import EmptyIsAbsent, NonBlankText
 from shared.http import SessionDep, create_service_app, serve
+from shared.problems import Refusal, problem_responses
 
 from order_service.adapters.event_store import ConcurrencyConflict
 from order_service.domain import InvalidOrder, OrderNotCancellable, OrderStatus
@@ -16,7 +18,7 @@ from order_service.service_layer.commands import CancelOrder
 from order_service.service_layer.errors import IdempotencyKeyReused, InvalidCursor, OrderNotFound
 from order_service.settings import Settings
 
-from .schemas import EventOut, OrderOut, OrderPage, PlaceOrderIn, parse_as_of
+from .schemas import CustomerId, EventOut, OrderOut, OrderPage, PlaceOrderIn, parse_as_of
 
 DESCRIPTION = """\
 Places and cancels orders and shows them. An order is event-sourced: `GET /orders/{order_id}/events`
@@ -29,13 +31,13 @@ or the customer cancels.
 
 IDEMPOTENCY_KEY_DOC = (
     "Makes the request safe to retry: the same key with the same body returns the order the first "
-    "request created; with a different body the answer is 409."
+    "request created; with a different body the answer is 409. Printable ASCII, no space at either end."
 )
-
-
-def _error(description: str) -> dict:
-    return {"description": description, "content": {"application/json": {"example": {"detail": description}}}}
-
+# A structured-field string of printable ASCII (the IETF idempotency-key draft), 255 at most.
+IdempotencyKey = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$")]
+# What `encode_cursor` produces: unpadded base64url (so no NUL either).
+Cursor = Annotated[str, Field(max_length=512, pattern=r"^[A-Za-z0-9_-]*$")]
+AsOf = Annotated[NonBlankText, Field(max_length=64)]
 
 router = APIRouter(prefix="/orders", tags=["orders"])
 
@@ -43,14 +45,16 @@ router = APIRouter(prefix="/orders", tags=["orders"])
 @router.post(
     "",
     status_code=status.HTTP_202_ACCEPTED,
-    responses={409: _error("the Idempotency-Key was used with a different body"), 422: _error("invalid order")},
+    responses=problem_responses(
+        {409: "the Idempotency-Key was used with a different body", 422: "the order breaks a rule (see `detail`)"}
+    ),
 )
 async def place_order(
     body: PlaceOrderIn,
     session: SessionDep,
     response: Response,
     idempotency_key: Annotated[
-        str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255, description=IDEMPOTENCY_KEY_DOC)
+        IdempotencyKey | None, Header(alias="Idempotency-Key", description=IDEMPOTENCY_KEY_DOC)
     ] = None,
 ) -> OrderOut:
     """Place an order; it stays PENDING until inventory and payment have answered."""
@@ -61,13 +65,15 @@ async def place_order(
     return OrderOut.of(placed.order)
 
 
-@router.get("", responses={422: _error("invalid filter, limit or cursor")})
+@router.get("", responses=problem_responses({422: "a cursor this API did not return"}))
 async def list_orders(
     session: SessionDep,
-    customer_id: str | None = None,
+    customer_id: Annotated[CustomerId | None, Query()] = None,
     order_status: Annotated[OrderStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
+    cursor: Annotated[
+        Cursor | None, EmptyIsAbsent, Query(description="`next_cursor` of the previous page; empty means none")
+    ] = None,
 ) -> OrderPage:
     """List orders, newest first, optionally of one customer and/or in one status."""
     page = await queries.list_orders(session, limit=limit, customer_id=customer_id, status=order_status, cursor=cursor)
@@ -76,13 +82,24 @@ async def list_orders(
 
 @router.get(
     "/{order_id}",
-    responses={404: _error("no such order (or it did not exist yet then)"), 422: _error("invalid as_of or version")},
+    responses=problem_responses(
+        {
+            404: "no such order (or it did not exist yet then)",
+            422: "as_of is not an ISO-8601 time with an offset, or both as_of and version were given",
+        }
+    ),
 )
 async def get_order(
     order_id: UUID,
     session: SessionDep,
-    as_of: Annotated[str | None, Query(description="ISO-8601 time with offset: the state at that moment")] = None,
-    version: Annotated[int | None, Query(ge=1, description="The state after the order's first n events")] = None,
+    as_of: Annotated[
+        AsOf | None,
+        EmptyIsAbsent,
+        Query(description="ISO-8601 time with offset: the state at that moment; empty means now"),
+    ] = None,
+    version: Annotated[
+        int | None, Query(ge=1, le=2**31 - 1, description="The state after the order's first n events")
+    ] = None,
 ) -> OrderOut:
     """Show an order now, or as it was at a time or version (folded from its events)."""
     if as_of is not None and version is not None:
@@ -96,7 +113,7 @@ async def get_order(
     return OrderOut.of(await queries.get_order_at(session, order_id, version=version, as_of=moment))
 
 
-@router.get("/{order_id}/events", responses={404: _error("no such order")})
+@router.get("/{order_id}/events", responses=problem_responses({404: "no such order"}))
 async def get_order_events(order_id: UUID, session: SessionDep) -> list[EventOut]:
     """The order's full event history, oldest first: its audit trail."""
     return [EventOut.of(event) for event in await queries.get_history(session, order_id)]
@@ -105,7 +122,7 @@ async def get_order_events(order_id: UUID, session: SessionDep) -> list[EventOut
 @router.post(
     "/{order_id}/cancel",
     status_code=status.HTTP_202_ACCEPTED,
-    responses={404: _error("no such order"), 409: _error("the order is already REJECTED or CANCELLED")},
+    responses=problem_responses({404: "no such order", 409: "the order is already REJECTED or CANCELLED"}),
 )
 async def cancel_order(order_id: UUID, session: SessionDep) -> OrderOut:
     """Cancel an order; stock is released and a charge refunded by the other services."""
@@ -113,57 +130,24 @@ async def cancel_order(order_id: UUID, session: SessionDep) -> OrderOut:
 
 
 class _Unprocessable(Exception):
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
+    """A request the schema admits but this operation cannot serve as given."""
 
 
-def _answer(code: int) -> object:
-    async def handler(_request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=code)
-
-    return handler
-
-
-async def _invalid_request(_request: Request, exc: Exception) -> JSONResponse:
-    """FastAPI's validation errors, as one readable `detail` sentence plus the structured list.
-    The rejected input values are left out: they may hold a payment token."""
-    assert isinstance(exc, RequestValidationError)
-    errors = [
-        {"loc": list(error.get("loc", ())), "msg": error.get("msg", ""), "type": error.get("type", "")}
-        for error in exc.errors()
-    ]
-    detail = "; ".join(_explain(error) for error in errors) or "invalid request"
-    return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
-
-
-def _explain(error: dict) -> str:
-    if error["type"] == "json_invalid":
-        return "the body is not valid JSON"
-    if error["loc"] == ["body"] and error["type"] == "model_attributes_type":
-        return "the body must be a JSON object (sent with Content-Type: application/json)"
-    if error["loc"] == ["body"] and error["type"] == "missing":
-        return "the body is missing: send the order as a JSON object"
-    return f"{'.'.join(map(str, error['loc']))}: {error['msg']}"
-
-
-ERROR_STATUS: dict[type[Exception], int] = {
-    OrderNotFound: 404,
-    InvalidOrder: 422,
-    InvalidCursor: 422,
-    _Unprocessable: 422,
-    OrderNotCancellable: 409,
-    IdempotencyKeyReused: 409,
-    ConcurrencyConflict: 409,
+REFUSALS = {
+    OrderNotFound: Refusal(404, "order-not-found"),
+    InvalidOrder: Refusal(422, "invalid-order"),
+    InvalidCursor: Refusal(422, "invalid-cursor"),
+    _Unprocessable: Refusal(422, "invalid-request"),
+    OrderNotCancellable: Refusal(409, "order-not-cancellable"),
+    IdempotencyKeyReused: Refusal(409, "idempotency-key-reused"),
+    ConcurrencyConflict: Refusal(409, "concurrent-change"),
 }
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    app = create_service_app(settings or Settings(), title="Order service", description=DESCRIPTION, routers=[router])
-    for error, code in ERROR_STATUS.items():
-        app.add_exception_handler(error, _answer(code))  # type: ignore[arg-type]
-    app.add_exception_handler(RequestValidationError, _invalid_request)
-    return app
+    return create_service_app(
+        settings or Settings(), title="Order service", description=DESCRIPTION, routers=[router], refusals=REFUSALS
+    )
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
+from shared.api_types import JsonInt, NonBlankText
 from shared.events.base import Sku
 
 from order_service.adapters.event_store import StoredEvent
@@ -12,6 +13,9 @@ from order_service.adapters.projection import ProjectedOrder
 from order_service.domain import MAX_LINES, OrderStatus
 from order_service.domain.order import MAX_CUSTOMER_ID_LENGTH, MAX_QUANTITY
 from order_service.service_layer.commands import Line, PlaceOrder
+
+CustomerId = Annotated[NonBlankText, Field(min_length=1, max_length=MAX_CUSTOMER_ID_LENGTH)]
+PaymentToken = Annotated[NonBlankText, Field(min_length=1, max_length=256)]
 
 REDACTED = "[redacted]"
 # Event fields the audit trail does not show: a payment token lets its holder charge the customer.
@@ -22,11 +26,12 @@ class LineIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     sku: Sku
-    quantity: Annotated[int, Field(strict=True, ge=1, le=MAX_QUANTITY)]
+    quantity: Annotated[JsonInt, Field(ge=1, le=MAX_QUANTITY)]
 
 
 class PlaceOrderIn(BaseModel):
-    """A customer's order. Prices are not given: inventory prices the lines from its catalog."""
+    """A customer's order. Prices are not given: inventory prices the lines from its catalog. A SKU
+    on several lines is ordered once, with the quantities added up (at most 10000 in all)."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -37,14 +42,14 @@ class PlaceOrderIn(BaseModel):
         },
     )
 
-    customer_id: Annotated[str, Field(min_length=1, max_length=MAX_CUSTOMER_ID_LENGTH)]
+    customer_id: CustomerId
     items: Annotated[list[LineIn], Field(min_length=1, max_length=MAX_LINES)]
-    payment_token: Annotated[str, Field(min_length=1, max_length=256)]
+    payment_token: PaymentToken
 
     def to_command(self, idempotency_key: str | None) -> PlaceOrder:
         return PlaceOrder(
             customer_id=self.customer_id,
-            items=tuple(Line(item.sku, item.quantity) for item in self.items),
+            items=merged_lines(self.items),
             payment_token=self.payment_token,
             idempotency_key=idempotency_key,
         )
@@ -98,6 +103,15 @@ class EventOut(BaseModel):
             occurred_at=stored.occurred_at,
             data=redacted(stored.data),
         )
+
+
+def merged_lines(items: list[LineIn]) -> tuple[Line, ...]:
+    """One line per SKU, in the order of first appearance. JSON Schema cannot say "unique by SKU", so
+    rather than refuse a body the schema admits, a repeated SKU is read as one line of the sum."""
+    quantities: dict[str, int] = {}
+    for item in items:
+        quantities[item.sku] = quantities.get(item.sku, 0) + item.quantity
+    return tuple(Line(sku, quantity) for sku, quantity in quantities.items())
 
 
 def redacted(data: dict[str, Any]) -> dict[str, Any]:
