@@ -12,11 +12,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from order_service.adapters import event_store, projection
 from order_service.adapters.repository import envelope_for
+from order_service.adapters.tables import order_events
 from order_service.domain import Order, OrderItem, OrderStatus
 from order_service.entrypoints.worker import saga_deadline_sweep
 from order_service.service_layer import handlers
 from prometheus_client import REGISTRY
 from shared.events import Envelope, OrderCancelled, PaymentProcessed, PricedLine, StockReserved
+from sqlalchemy import delete
 
 pytestmark = pytest.mark.infra
 
@@ -131,3 +133,20 @@ async def test_the_worker_s_sweep_loop_times_out_overdue_orders_counts_them_and_
     stop.set()
     await asyncio.wait_for(loop, timeout=5)
     assert REGISTRY.get_sample_value("saga_timeouts_total", {"service": "order"}) >= counted_before + 1
+
+
+async def test_an_overdue_order_whose_history_cannot_be_folded_is_skipped_and_does_not_stall_the_others(
+    sessions, placed_long_ago
+):
+    healthy = await placed_long_ago()
+    broken = await placed_long_ago()
+    async with sessions() as session, session.begin():
+        await session.execute(delete(order_events).where(order_events.c.order_id == broken))
+    try:
+        timed_out = await sweep(sessions)
+
+        assert healthy in timed_out and broken not in timed_out
+        assert await event_types(sessions, healthy) == ["OrderCreated", "OrderCancelled"]
+    finally:  # the schema is shared: leave no order without a history behind
+        async with sessions() as session, session.begin():
+            await projection.remove(session, [broken])
