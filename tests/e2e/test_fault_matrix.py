@@ -182,6 +182,10 @@ async def check_settlement(
 
     orders = await shop.orders_of(customers.customer_id)
     summary["statuses"] = dict(Counter(order["status"] for order in orders))
+    # payment_failed, customer_request, saga_timeout (the order service's deadline gave up waiting), ...
+    summary["cancellation_reasons"] = dict(
+        Counter(o["cancellation_reason"] for o in orders if o["status"] == "CANCELLED")
+    )
     assert {order["order_id"] for order in orders} == set(customers.placed), (
         "the run's orders are exactly those the clients were answered 202 for (a retry made no second order)"
     )
