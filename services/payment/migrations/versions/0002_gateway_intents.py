@@ -22,8 +22,8 @@ depends_on: str | Sequence[str] | None = None
 
 SCHEMA = "payments"
 
-# The text of adapters/tables.py's CHECKS at this revision, frozen here: later revisions change
-# constraints in migrations of their own.
+# Check constraints before and after this revision, frozen here (NEW_CHECKS is adapters/tables.py's
+# CHECKS as of now; a later change to those is a migration of its own).
 OLD_CHECKS = {
     "payments_status_known": "status IN ('AWAITING_DETAILS', 'CHARGED', 'DECLINED', 'REFUNDED', 'VOIDED')",
     "payments_charge_recorded": (
