@@ -57,6 +57,14 @@ class ServiceSettings(BaseSettings):
     consumer_retry_backoff_multiplier: float = 1.0
     consumer_retry_backoff_max_s: float = 10.0
     consumer_processed_retention_s: float = 8 * 24 * 3600.0  # longer than the topics' 7 days
+    consumer_purge_interval_s: float = 3600.0
+    consumer_purge_batch_size: int = 1000  # rows per purge transaction, so none of them runs long
+    # Finished offsets are committed this often (also the longest the poll loop waits for records).
+    consumer_commit_interval_ms: int = 200
+    # On a rebalance or a stop, how long a partition's record in hand may take to finish and have its
+    # offset committed; past that, the partition moves on and its next owner redelivers the record.
+    # Below max_poll_interval_ms, which is also how long the group waits for members to rejoin.
+    consumer_handoff_grace_s: float = 10.0
 
     @model_validator(mode="after")
     def _no_development_passwords_in_production(self) -> "ServiceSettings":

@@ -16,12 +16,13 @@ import asyncio
 import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
 from machinery_support import (
@@ -33,8 +34,10 @@ from machinery_support import (
     TEST_TABLES,
     Background,
     Child,
+    DatabaseProxy,
     Kafka,
     psql,
+    retrying,
     unique,
     wait_until,
 )
@@ -79,6 +82,10 @@ class Database:
     async def fetch(self, sql: str, **params: Any) -> list[Any]:
         async with self.engine.connect() as conn:
             return list((await conn.execute(text(sql), params)).all())
+
+    async def execute(self, sql: str, **params: Any) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(text(sql), params)
 
     async def write_events(self, *envelopes: Envelope) -> None:
         """Add events to the outbox in one committed transaction."""
@@ -217,3 +224,43 @@ def publish(db: Database, make_settings: Callable[..., ServiceSettings], backgro
         await running.stopped()
 
     return write_and_relay
+
+
+@pytest.fixture
+async def database_proxy() -> AsyncIterator[DatabaseProxy]:
+    """A proxy in front of Postgres that the test can cut and restore (machinery_support.DatabaseProxy)."""
+    proxy = DatabaseProxy()
+    await proxy.start()
+    yield proxy
+    await proxy.close()
+
+
+@pytest.fixture
+async def worker_sessions() -> AsyncIterator[Callable[[ServiceSettings], async_sessionmaker[AsyncSession]]]:
+    """`worker_sessions(settings)`: a session factory on an engine of its own, built from the
+    settings as a worker process builds it (so through the proxy when the settings point there)."""
+    engines: list[AsyncEngine] = []
+
+    def build(settings: ServiceSettings) -> async_sessionmaker[AsyncSession]:
+        engines.append(create_engine(settings, role="worker"))
+        return create_session_factory(engines[-1])
+
+    yield build
+    for engine in engines:
+        await engine.dispose()
+
+
+@pytest.fixture
+async def own_topic(kafka: Kafka) -> AsyncIterator[str]:
+    """A topic of this test alone, with two partitions, so the test decides which records share a
+    partition and a second group member takes exactly one of them. Deleted when the test ends."""
+    name = unique("mt-topic")
+    await retrying(lambda: kafka.admin.create_topics([NewTopic(name, num_partitions=2, replication_factor=3)]))
+
+    async def both_partitions_have_leaders() -> bool:
+        return len(await kafka.partitions(name)) == 2
+
+    await wait_until(both_partitions_have_leaders, timeout=30, what=f"topic {name} is ready")
+    yield name
+    with suppress(Exception):
+        await kafka.admin.delete_topics([name])

@@ -156,6 +156,9 @@ class Kafka:
     async def consumer(self, **config: Any) -> AsyncIterator[AIOKafkaConsumer]:
         consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA, enable_auto_commit=False, **config)
         await consumer.start()
+        # Let the consumer's background tasks start: stopped before they ever ran (a read with nothing
+        # to read), aiokafka's group-less coordinator raises CancelledError from its close().
+        await asyncio.sleep(0)
         try:
             yield consumer
         finally:
@@ -337,3 +340,111 @@ def log_to_stderr() -> None:
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.StreamHandler):
             handler.setStream(sys.stderr)
+
+
+# --- A database that can go away ---------------------------------------------------------------
+
+# Postgres's answer to a connection while it starts up, shuts down or recovers: an ErrorResponse
+# (severity FATAL, SQLSTATE 57P03), then it closes the connection.
+_STARTING_UP = b"".join(
+    [
+        b"SFATAL\x00",
+        b"VFATAL\x00",
+        b"C57P03\x00",
+        b"Mthe database system is starting up\x00",
+        b"\x00",
+    ]
+)
+_SSL_REQUEST, _GSSENC_REQUEST = 80877103, 80877104
+
+
+class DatabaseProxy:
+    """A TCP proxy in front of the shared Postgres that a test can cut and restore: a real network
+    fault for the component behind it, while the test and everyone else keep using Postgres.
+
+    `cut()` closes every connection through it and refuses new ones (connect gets ECONNREFUSED);
+    `starting_up()` closes every connection and answers new ones as a restarting Postgres does
+    (FATAL 57P03 after the startup packet); `restore()` forwards again, on the same port.
+    """
+
+    def __init__(self, host: str = PG_HOST, port: int = int(PG_PORT)) -> None:
+        self._upstream = (host, port)
+        self._server: asyncio.Server | None = None
+        self._pipes: set[asyncio.StreamWriter] = set()
+        self._mode = "forward"
+        self.port = 0
+        self.refused_as_starting_up = 0  # connections answered with 57P03
+
+    def url(self, database_url: str = DATABASE_URL) -> str:
+        """`database_url` pointed at the proxy."""
+        return database_url.replace(f"@{PG_HOST}:{PG_PORT}/", f"@127.0.0.1:{self.port}/")
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port, reuse_address=True)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def cut(self) -> None:
+        self._mode = "refuse"
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        self._close_pipes()
+
+    async def starting_up(self) -> None:
+        if self._server is None:
+            await self.start()
+        self._mode = "starting_up"
+        self._close_pipes()
+
+    async def restore(self) -> None:
+        self._mode = "forward"
+        if self._server is None:
+            await self.start()
+
+    async def close(self) -> None:
+        await self.cut()
+
+    def _close_pipes(self) -> None:
+        for writer in list(self._pipes):
+            writer.transport.abort()
+        self._pipes.clear()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._mode == "starting_up":
+            await self._answer_starting_up(reader, writer)
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self._upstream)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._pipes.update((writer, up_writer))
+        await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer))
+
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except OSError:
+            pass
+        finally:
+            self._pipes.discard(writer)
+            writer.transport.abort()
+
+    async def _answer_starting_up(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                length = int.from_bytes(await reader.readexactly(4), "big")
+                body = await reader.readexactly(length - 4)
+                if int.from_bytes(body[:4], "big") in (_SSL_REQUEST, _GSSENC_REQUEST):
+                    writer.write(b"N")  # no encryption here; the client goes on in plain text
+                    continue
+                break  # the startup packet: answer it as a starting Postgres does
+            writer.write(b"E" + (len(_STARTING_UP) + 4).to_bytes(4, "big") + _STARTING_UP)
+            await writer.drain()
+            self.refused_as_starting_up += 1
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()

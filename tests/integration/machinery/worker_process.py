@@ -26,14 +26,16 @@ class WorkerKilledBeforeOffsetCommit(EventWorker):
     test_keys: frozenset[bytes] = frozenset()
     handled_test_record = False
 
-    async def handle(self, record):  # type: ignore[no-untyped-def]
-        await super().handle(record)
+    async def handle(self, record, lane):  # type: ignore[no-untyped-def]
+        finished = await super().handle(record, lane)
         if record.key in self.test_keys:
             self.handled_test_record = True
+        return finished
 
     async def commit(self) -> None:
         if self.handled_test_record:
-            report(pid=os.getpid(), dying_with_uncommitted={str(tp): o for tp, o in self._done.items()})
+            uncommitted = self._offsets.snapshot()
+            report(pid=os.getpid(), dying_with_uncommitted={str(tp): o for tp, o in uncommitted.items()})
             os.kill(os.getpid(), signal.SIGKILL)
         await super().commit()
 

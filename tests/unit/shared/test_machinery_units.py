@@ -5,9 +5,8 @@ settings and their environment overrides."""
 import struct
 import zlib
 
-import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 from pydantic_settings import SettingsConfigDict
@@ -26,12 +25,13 @@ from shared.consumer.dead_letter import (
     exception_fqcn,
     read_dlt_headers,
 )
-from shared.consumer.retry import NonRetryableError, backoff_seconds, is_infrastructure_outage
+from shared.consumer.offsets import PendingOffsets
+from shared.consumer.retry import NonRetryableError, backoff_seconds
 from shared.events import Envelope, OrderCancelled
 from shared.events.codec import InvalidHeader, decode, encode
+from shared.outage import is_database_outage
 from shared.outbox.relay import advisory_lock_key
 from shared.settings import ServiceSettings
-from sqlalchemy.exc import IntegrityError, OperationalError
 
 ORIGINAL_HEADERS = [("eventId", b"3f1c2a9e-0000-4000-8000-000000000001"), ("eventType", b"OrderCancelled")]
 
@@ -178,14 +178,54 @@ def test_the_backoff_never_goes_below_the_base_or_above_the_cap():
     assert backoff_seconds(1, base=30, multiplier=2, cap=10) == 10
 
 
-def test_an_unreachable_database_is_an_outage_and_a_failing_statement_is_not():
-    refused = ConnectionRefusedError(111, "Connect call failed")
-    assert is_infrastructure_outage(refused)
-    assert is_infrastructure_outage(asyncpg.CannotConnectNowError("the database system is starting up"))
-    assert is_infrastructure_outage(OperationalError("SELECT 1", {}, refused))
-    assert not is_infrastructure_outage(IntegrityError("INSERT", {}, Exception("duplicate key")))
-    assert not is_infrastructure_outage(RuntimeError("handler bug"))
-    assert not is_infrastructure_outage(NonRetryableError("no such order"))
+def test_a_timeout_or_a_full_disk_is_not_a_database_outage_although_both_are_os_errors():
+    # A payment gateway that times out must spend the record's retry budget, not wait forever.
+    assert not is_database_outage(TimeoutError("gateway did not answer"))
+    assert not is_database_outage(OSError(28, "No space left on device"))
+    assert is_database_outage(ConnectionRefusedError(111, "Connect call failed"))
+
+
+# --- Offsets pending commit ---------------------------------------------------------------------
+
+P0, P1 = TopicPartition("t", 0), TopicPartition("t", 1)
+
+
+def test_pending_offsets_are_the_next_offset_after_the_last_finished_record_per_partition():
+    pending = PendingOffsets()
+    pending.finished(P0, 4)
+    pending.finished(P0, 5)
+    pending.finished(P1, 9)
+
+    assert pending.snapshot() == {P0: 6, P1: 10}
+
+
+def test_a_failed_commit_leaves_every_offset_pending_for_the_next_commit():
+    pending = PendingOffsets()
+    pending.finished(P0, 5)
+    pending.finished(P1, 9)
+    pending.snapshot()  # a commit that failed: `committed` is never called
+
+    assert pending.snapshot() == {P0: 6, P1: 10}
+
+
+def test_a_commit_clears_what_it_committed_and_keeps_what_finished_while_it_was_in_flight():
+    pending = PendingOffsets()
+    pending.finished(P0, 5)
+    pending.finished(P1, 9)
+    in_flight = pending.snapshot()
+    pending.finished(P1, 10)
+    pending.committed(in_flight)
+
+    assert pending.snapshot() == {P1: 11}
+
+
+def test_a_revoked_partition_is_forgotten_and_the_partitions_still_owned_stay_pending():
+    pending = PendingOffsets()
+    pending.finished(P0, 5)
+    pending.finished(P1, 9)
+    pending.forget([P1])
+
+    assert pending.snapshot() == {P0: 6}
 
 
 # --- The relay's lock ---------------------------------------------------------------------------

@@ -1,19 +1,23 @@
-"""The event worker: one loop, shared by every service, around the service's handlers.
+"""The event worker: one poll loop, shared by every service, around the service's handlers.
 
 Per message, one transaction: insert `(consumer, event_id)` into processed_events (a conflict means
 the effect is already committed: skip), run the handler (state change plus outbox rows), commit.
-The Kafka offset is committed only after that. Partitions of one poll are handled concurrently,
-the messages of one partition strictly in order.
+The Kafka offset is committed only after that.
+
+Each assigned partition has a lane (lane.py): a task that handles its records strictly in order,
+fed by the poll loop, which never waits for a handler. So partitions progress independently, and
+the consumer polls (and keeps its group membership) however long one record takes. Finished offsets
+are committed every `consumer_commit_interval_ms`, from the poll loop, and when partitions are
+revoked or the worker stops, after the records in hand.
 """
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
-from sqlalchemy import delete, func
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -21,11 +25,15 @@ from shared.events.base import Envelope
 from shared.events.codec import InvalidRecord, UnknownEventType, decode
 from shared.logging import bind_context, get_logger
 from shared.metrics import CONSUMED_EVENTS, HANDLE_SECONDS
+from shared.outage import is_database_outage
 from shared.outbox.tables import processed_events
 from shared.settings import ServiceSettings
 
 from .dead_letter import dead_letter_for
-from .retry import NonRetryableError, backoff_seconds, is_infrastructure_outage
+from .lane import PartitionLane
+from .offsets import PendingOffsets
+from .purge import purge_processed_events
+from .retry import NonRetryableError, backoff_seconds
 
 log = get_logger(__name__)
 
@@ -46,80 +54,141 @@ class EventWorker:
         self._topics = list(topics)
         self._service = settings.service_name
         self._consumer_name = settings.group_id
-        self._done: dict[TopicPartition, int] = {}  # next offset to commit, per partition
-        self._stop = asyncio.Event()
-        self._next_purge = 0.0  # monotonic time of the next processed-events purge
+        self._lanes: dict[TopicPartition, PartitionLane] = {}
+        self._offsets = PendingOffsets()
+        self.rebalancing = False
+        self._crashed: BaseException | None = None
+        self._leftovers: set[asyncio.Task[None]] = set()  # lanes detached while their record ran on
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Consume until `stop` is set: then finish the messages in hand, commit, leave the group."""
-        self._stop = stop
+        """Consume until `stop` is set: then finish the records in hand, commit, leave the group."""
         consumer = AIOKafkaConsumer(**self._settings.consumer_config())
         producer = AIOKafkaProducer(**self._settings.producer_config())
         self._consumer, self._producer = consumer, producer
         await producer.start()
         await consumer.start()
-        consumer.subscribe(self._topics, listener=_CommitOnRevoke(self))
+        consumer.subscribe(self._topics, listener=_HandOverOnRebalance(self))
         log.info("worker consuming", topics=self._topics, group=self._consumer_name)
+        stopper = asyncio.create_task(self._stop_lanes_when_set(stop))
+        purger = asyncio.create_task(self._purge_processed_events_now_and_then())
         try:
-            while not stop.is_set():
-                batches = await consumer.getmany(timeout_ms=500)
-                if batches:
-                    await asyncio.gather(*(self._handle_partition(tp, msgs) for tp, msgs in batches.items()))
-                    await self.commit()
-                await self._purge_processed_events_now_and_then()
+            await self._poll_until(stop)
         finally:
             # Each step runs even if the one before failed (a broker down while stopping).
             try:
-                await self.commit()
+                stopper.cancel()
+                purger.cancel()
+                await self.hand_over(list(self._lanes))
             finally:
                 try:
                     await consumer.stop()  # leaves the group, so partitions move on at once
                 finally:
                     await producer.stop()
+                    for leftover in self._leftovers:
+                        leftover.cancel()
+                    await asyncio.gather(*self._leftovers, return_exceptions=True)
                     log.info("worker stopped")
 
-    async def commit(self) -> None:
-        if not self._done:
-            return
-        offsets = {tp: OffsetAndMetadata(offset, "") for tp, offset in self._done.items()}
-        self._done.clear()
+    async def _poll_until(self, stop: asyncio.Event) -> None:
+        interval = self._settings.consumer_commit_interval_ms
+        next_commit = time.monotonic()
+        while not stop.is_set():
+            fetched = await self._consumer.getmany(timeout_ms=interval)
+            if self._crashed is not None:
+                raise self._crashed
+            if not self.rebalancing:  # else the new assignment re-reads them from the committed offsets
+                for tp, records in fetched.items():
+                    self._lane_for(tp).feed(records)
+            if time.monotonic() >= next_commit:
+                await self.commit()
+                next_commit = time.monotonic() + interval / 1000
+
+    def _lane_for(self, tp: TopicPartition) -> PartitionLane:
+        lane = self._lanes.get(tp)
+        if lane is None:
+            lane = self._lanes[tp] = PartitionLane(
+                tp, self._consumer, self._handle_batch, self._offsets.finished, self._settings.consumer_max_poll_records
+            )
+            lane.task.add_done_callback(self._lane_ended)
+        return lane
+
+    def _lane_ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None and self._crashed is None:
+            self._crashed = task.exception()  # the poll loop raises it: the process restarts
+
+    async def _stop_lanes_when_set(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        for lane in self._lanes.values():
+            lane.stop()
+
+    async def hand_over(self, partitions: Iterable[TopicPartition]) -> None:
+        """Stop the partitions' lanes after their records in hand, commit, and forget the partitions."""
+        lanes = [self._lanes.pop(tp) for tp in partitions if tp in self._lanes]
+        for lane in lanes:
+            lane.stop()
+        if lanes:
+            _, still_running = await asyncio.wait(
+                [lane.task for lane in lanes], timeout=self._settings.consumer_handoff_grace_s
+            )
+            for lane in lanes:
+                if lane.task in still_running:
+                    log.warning(
+                        "record in hand outlived the hand-over; its next owner redelivers it", partition=lane.tp
+                    )
+                    lane.detach()
+                    self._leftovers.add(lane.task)
         try:
-            await self._consumer.commit(offsets)
-        except (CommitFailedError, KafkaError) as exc:
-            # The partitions moved to another member during a rebalance: it re-reads these records
-            # and the processed-events table turns them into no-ops.
-            log.warning("offset commit failed; records will be redelivered", error=repr(exc))
+            await self.commit()
+        finally:
+            self._offsets.forget([lane.tp for lane in lanes])
 
-    async def _handle_partition(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
+    async def commit(self) -> None:
+        offsets = self._offsets.snapshot()
+        if not offsets:
+            return
+        try:
+            await self._consumer.commit({tp: OffsetAndMetadata(offset, "") for tp, offset in offsets.items()})
+        except KafkaError as exc:
+            # Kept pending and tried again with the next commit. If the partitions have moved to
+            # another member meanwhile, that member re-reads these records and the processed-events
+            # table turns them into no-ops.
+            log.warning("offset commit failed; offsets kept for the next commit", error=repr(exc))
+            return
+        self._offsets.committed(offsets)
+
+    async def _handle_batch(self, records: list[ConsumerRecord], lane: PartitionLane) -> None:
         for record in records:
-            if self._stop.is_set():
+            if lane.stopping:
                 return  # the rest is fetched again by whoever owns the partition next
-            await self.handle(record)
-            self._done[tp] = record.offset + 1
+            if await self.handle(record, lane):
+                lane.finished(record)
 
-    async def handle(self, record: ConsumerRecord) -> None:
-        """Handle one record to the end: processed, skipped as duplicate or unknown, or dead-lettered."""
+    async def handle(self, record: ConsumerRecord, lane: PartitionLane) -> bool:
+        """Handle one record to the end: processed, skipped as duplicate or unknown, or dead-lettered.
+        False if the lane was told to stop before the record could be finished: it stays uncommitted."""
         try:
             envelope = decode(record.value, record.headers or ())
         except UnknownEventType as exc:
             self._count(record.topic, str(exc.event_type), "skipped")
-            return
+            return True
         except InvalidRecord as exc:
             await self._dead_letter(record, exc, "unreadable")
-            return
+            return True
         handler = self._handlers.get(envelope.event_type)
         if handler is None:
             self._count(record.topic, envelope.event_type, "skipped")  # not an event this service reacts to
-            return
+            return True
         bind_context(
             event_id=str(envelope.event_id),
             event_type=envelope.event_type,
             correlation_id=envelope.correlation_id,
             order_id=getattr(envelope.event, "order_id", None) and str(envelope.event.order_id),  # type: ignore[attr-defined]
         )
-        await self._handle_with_retries(record, envelope, handler)
+        return await self._handle_with_retries(record, envelope, handler, lane)
 
-    async def _handle_with_retries(self, record: ConsumerRecord, envelope: Envelope, handler: Handler) -> None:
+    async def _handle_with_retries(
+        self, record: ConsumerRecord, envelope: Envelope, handler: Handler, lane: PartitionLane
+    ) -> bool:
         attempt = 0
         while True:
             started = time.perf_counter()
@@ -127,30 +196,35 @@ class EventWorker:
                 outcome = await self._apply_once(envelope, handler)
             except NonRetryableError as exc:
                 await self._dead_letter(record, exc, envelope.event_type)
-                return
+                return True
             except Exception as exc:
-                if is_infrastructure_outage(exc) and not self._stop.is_set():
-                    log.warning("database unreachable; retrying without spending the budget", error=repr(exc))
-                    await asyncio.sleep(self._settings.consumer_retry_backoff_max_s)
-                    continue
-                attempt += 1
-                if attempt > self._settings.consumer_retry_attempts:
-                    await self._dead_letter(record, exc, envelope.event_type)
-                    return
-                self._count(record.topic, envelope.event_type, "retried")
-                log.warning("handler failed; retrying", attempt=attempt, error=repr(exc))
-                await asyncio.sleep(
-                    backoff_seconds(
+                if is_database_outage(exc):
+                    # Not this record's fault: it waits for the database without spending its budget.
+                    self._count(record.topic, envelope.event_type, "waited_for_database")
+                    log.warning("database unreachable; the record waits without spending its budget", error=repr(exc))
+                    delay = self._settings.consumer_retry_backoff_max_s
+                else:
+                    attempt += 1
+                    if attempt > self._settings.consumer_retry_attempts:
+                        await self._dead_letter(record, exc, envelope.event_type)
+                        return True
+                    self._count(record.topic, envelope.event_type, "retried")
+                    log.warning("handler failed; retrying", attempt=attempt, error=repr(exc))
+                    delay = backoff_seconds(
                         attempt,
                         base=self._settings.consumer_retry_backoff_s,
                         multiplier=self._settings.consumer_retry_backoff_multiplier,
                         cap=self._settings.consumer_retry_backoff_max_s,
                     )
-                )
+                if not await lane.wait_unless_stopping(delay):
+                    # Stopping or revoked between attempts: neither committed nor dead-lettered, so
+                    # the partition's next owner gets the record again with a full budget.
+                    log.info("record left uncommitted for the partition's next owner", offset=record.offset)
+                    return False
                 continue
             HANDLE_SECONDS.labels(self._service, envelope.event_type).observe(time.perf_counter() - started)
             self._count(record.topic, envelope.event_type, outcome)
-            return
+            return True
 
     async def _apply_once(self, envelope: Envelope, handler: Handler) -> str:
         async with self._sessions() as session, session.begin():
@@ -187,28 +261,37 @@ class EventWorker:
         CONSUMED_EVENTS.labels(self._service, topic, event_type, outcome).inc()
 
     async def _purge_processed_events_now_and_then(self) -> None:
-        """Dedup rows older than the topics' retention can never match a redelivery again."""
-        if time.monotonic() < self._next_purge:
-            return
-        self._next_purge = time.monotonic() + 3600
-        async with self._sessions() as session, session.begin():
-            await session.execute(
-                delete(processed_events).where(
-                    processed_events.c.consumer == self._consumer_name,
-                    processed_events.c.processed_at
-                    < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, self._settings.consumer_processed_retention_s),
+        """A task of its own: a purge that fails (the database away) is logged and tried again later,
+        and never stops the worker."""
+        settings = self._settings
+        while True:
+            try:
+                deleted = await purge_processed_events(
+                    self._sessions,
+                    self._consumer_name,
+                    retention_s=settings.consumer_processed_retention_s,
+                    batch_size=settings.consumer_purge_batch_size,
                 )
-            )
+                if deleted:
+                    log.info("processed events purged", deleted=deleted)
+                delay = settings.consumer_purge_interval_s
+            except Exception as exc:
+                log.warning("purging processed events failed; will try again", error=repr(exc))
+                delay = min(settings.consumer_purge_interval_s, 60.0)
+            await asyncio.sleep(delay)
 
 
-class _CommitOnRevoke(ConsumerRebalanceListener):
-    """Commit what is done before partitions move to another member, so it re-reads as little as possible."""
+class _HandOverOnRebalance(ConsumerRebalanceListener):
+    """Before partitions move (aiokafka revokes all of them at every rebalance, then assigns the new
+    set): stop their lanes after the records in hand and commit what is finished, the partitions the
+    worker keeps included, so nothing is re-read and nothing is handled after the revoke."""
 
     def __init__(self, worker: EventWorker) -> None:
         self._worker = worker
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        await self._worker.commit()
+        self._worker.rebalancing = True
+        await self._worker.hand_over(revoked)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        return None
+        self._worker.rebalancing = False
