@@ -165,3 +165,41 @@ async def test_when_a_second_member_joins_the_partition_kept_has_its_progress_co
     started_behind = [e for e in behind_slow if e.event_id in handler.started]
     assert started_behind == [], "records of the lost partition were handled after it was revoked"
     await worker.stopped()
+
+
+async def test_a_record_in_hand_that_outlives_the_hand_over_of_its_partition_is_not_committed_by_the_old_owner(
+    db, make_settings, kafka, own_topic, background
+):
+    kept_key, lost_key = unique_keys(2)
+    slow, kept = alert(lost_key), alert(kept_key)
+    handler = SlowForOneKey(lost_key, seconds=5)
+    settings = make_settings(consumer_handoff_grace_s=0.5)
+    await kafka.place_group(settings.group_id, {TopicPartition(own_topic, p): 0 for p in (0, 1)})
+    worker = background.start(EventWorker(settings, db.sessions, {"LowStockAlert": handler}, [own_topic]).run)
+    (slow_record,) = await send(own_topic, 1, slow)
+    await wait_until(lambda: slow.event_id in handler.started, timeout=30, what="the slow record is in hand")
+
+    newcomer = AIOKafkaConsumer(
+        own_topic,
+        bootstrap_servers=KAFKA,
+        group_id=settings.group_id,
+        client_id="zz-newcomer",
+        enable_auto_commit=False,
+    )
+    await newcomer.start()
+    try:
+        await wait_until(newcomer.assignment, timeout=30, what="the newcomer got a partition")
+        assert newcomer.assignment() == {TopicPartition(own_topic, 1)}
+        (kept_record,) = await send(own_topic, 0, kept)
+        await kafka.wait_committed_past(settings.group_id, [kept_record], worker)
+        await wait_until(lambda: slow.event_id in handler.finished, timeout=30, what="the slow record finished")
+        await asyncio.sleep(3 * settings.consumer_commit_interval_ms / 1000)  # commits that should not come
+        committed = await kafka.committed(settings.group_id)
+    finally:
+        await newcomer.stop()
+
+    assert (await db.effects()).get(slow.event_id) == 1, "its transaction went through"
+    assert committed.get(TopicPartition(own_topic, 1), 0) == slow_record.offset, (
+        "the old owner committed an offset of a partition it no longer owns"
+    )
+    await worker.stopped()

@@ -51,8 +51,9 @@ class PartitionLane:
         self._queue.extend(records)
         self._fed.set()
         if len(self._queue) >= self._read_ahead and not self._paused:
-            self._consumer.pause(self.tp)
             self._paused = True
+            with contextlib.suppress(IllegalStateError):  # revoked meanwhile: nothing left to pause
+                self._consumer.pause(self.tp)
 
     def stop(self) -> None:
         """Finish the record in hand, then end; what is queued is left for the partition's next owner."""
