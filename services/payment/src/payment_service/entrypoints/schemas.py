@@ -8,10 +8,6 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 
 
-class Problem(BaseModel):
-    detail: str = Field(description="What is wrong with the request")
-
-
 class PaymentOut(BaseModel):
     order_id: UUID
     status: Literal[
