@@ -15,7 +15,7 @@ Every answer that is not a success is a problem with `type`, `title`, `status`, 
 - 500: anything else. Logged with its traceback; the client learns nothing about the internals.
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -116,7 +116,7 @@ def install_problem_handlers(app: FastAPI, refusals: Mapping[type[Exception], Re
     app.add_middleware(LastResort)
 
 
-def _refused(refusal: Refusal):  # type: ignore[no-untyped-def]
+def _refused(refusal: Refusal) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
     async def handler(request: Request, exc: Exception) -> JSONResponse:
         return problem_response(request, refusal.status, refusal.detail(exc), slug=refusal.slug, title=refusal.title)
 
