@@ -258,10 +258,112 @@ async def test_published_rows_are_purged_after_their_retention_and_unpublished_o
     await db.write_events(alert(sku, 6))
     conn = await asyncpg.connect(db.dsn, server_settings={"search_path": db.schema})
     try:
-        await OutboxRelay(make_settings(relay_published_retention_s=0), db.dsn)._purge(conn)
+        await OutboxRelay(make_settings(relay_published_retention_s=0), db.dsn).purge(conn)
     finally:
         await conn.close()
     assert await db.unpublished() == 1
+
+
+async def test_a_relay_whose_postgres_session_is_terminated_publishes_nothing_until_it_holds_the_lock_again(
+    db, make_settings, kafka, background
+):
+    (sku,) = unique_keys(1)
+    settings = make_settings()
+    relay = OutboxRelay(settings, db.dsn)
+    running = background.start(relay.run)
+    await wait_until(lambda: _leads(settings.service_name), timeout=30, what="the relay leads")
+    start = await kafka.end_offsets(INVENTORY_EVENTS)
+
+    # The session ends, so does its advisory lock, and another relay takes the lock at once: here the
+    # test's own connection plays that relay.
+    other = await asyncpg.connect(db.dsn, server_settings={"statement_timeout": "10s"})
+    try:
+        terminated = await other.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+            f"{settings.service_name}-relay",
+        )
+        assert terminated == 1
+        await other.execute("SELECT pg_advisory_lock($1)", advisory_lock_key(db.schema))
+        await db.write_events(*(alert(sku, n) for n in range(1, 6)))
+        await wait_until(
+            lambda: not _leads(settings.service_name), timeout=10, what="the relay noticed it lost its session"
+        )
+        # Two seconds of lock retries (every 0.2 s) and polls (every 0.5 s): none may publish.
+        watch_until = time.monotonic() + 2
+        while time.monotonic() < watch_until:
+            running.check()
+            assert await db.unpublished() == 5 and relay.published == 0, "published without the lock"
+            await asyncio.sleep(0.1)
+    finally:
+        await other.close()  # the other relay is gone: its lock with it
+
+    async def published() -> bool:
+        running.check()
+        return await db.unpublished() == 0
+
+    await wait_until(published, timeout=15, what="the relay took the lock again and published")
+    assert _leads(settings.service_name)
+    await running.stopped()
+    records = await kafka.read_to_end(start, keep=lambda r: r.key == sku.encode())
+    assert [orjson.loads(r.value)["available"] for r in records] == [1, 2, 3, 4, 5]
+
+
+PURGE_BACKLOG = 60_000  # published rows past their retention: six times the purge chunk
+
+
+async def test_a_relay_purges_a_backlog_of_published_rows_far_larger_than_one_purge_chunk_within_seconds_and_keeps_the_recent_ones(  # noqa: E501
+    db, make_settings, kafka, background
+):
+    """The outbox must shrink as fast as the relay can fill it. A relay deleting one chunk per purge
+    interval (10,000 rows a minute, ~167 rows/s) falls behind any load above that for good."""
+    async with db.engine.begin() as conn:
+        await conn.execute(
+            text(
+                """
+                INSERT INTO outbox (event_id, event_type, topic, key, value, headers, published_at)
+                SELECT gen_random_uuid(), 'LowStockAlert', 'inventory-events', 'k' || (n % 100),
+                       convert_to(repeat('v', 200), 'UTF8'), '{}',
+                       now() - CASE WHEN n <= :due THEN interval '2 hours' ELSE interval '1 minute' END
+                FROM generate_series(1, :total) n
+                """
+            ),
+            {"due": PURGE_BACKLOG, "total": PURGE_BACKLOG + 100},
+        )
+    # The default purge interval (a minute): a relay that keeps up must not wait for it between chunks.
+    relay = OutboxRelay(make_settings(relay_published_retention_s=3600), db.dsn)
+    running = background.start(relay.run)
+
+    async def purged() -> bool:
+        running.check()
+        return await db.fetchval("SELECT count(*) FROM outbox WHERE published_at < now() - interval '1 hour'") == 0
+
+    await wait_until(purged, timeout=15, what=f"{PURGE_BACKLOG} rows past their retention purged")
+    await running.stopped()
+    assert await db.fetchval("SELECT count(*) FROM outbox") == 100, "rows within their retention were purged"
+
+
+async def test_a_purge_never_deletes_an_unpublished_row_however_old(db, make_settings):
+    async with db.engine.begin() as conn:
+        await conn.execute(
+            text(
+                """
+                INSERT INTO outbox (event_id, event_type, topic, key, value, headers, created_at, published_at)
+                SELECT gen_random_uuid(), 'LowStockAlert', 'inventory-events', 'k', '\\x00', '{}',
+                       now() - interval '1 day', CASE WHEN n % 10 = 0 THEN NULL ELSE now() - interval '1 day' END
+                FROM generate_series(1, 25000) n
+                """
+            )
+        )
+    relay = OutboxRelay(make_settings(relay_published_retention_s=0), db.dsn)
+    conn = await asyncpg.connect(db.dsn, server_settings={"search_path": db.schema})
+    try:
+        while await relay.purge(conn):
+            pass
+    finally:
+        await conn.close()
+
+    assert await db.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL") == 0
+    assert await db.unpublished() == 2500
 
 
 def _leads(service: str) -> bool:

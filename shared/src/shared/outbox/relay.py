@@ -14,6 +14,14 @@ flight) is fetched and sent while the previous one's acks are awaited and it is 
 still marked only after all of its acks, in one statement, in the order the batches were sent; the
 producer keeps each partition's records in send order. This keeps the producer busy while Postgres
 works on the mark, which is what lets the relay drain close to a plain producer's rate.
+
+A batch that fails (a send or an ack error) ends the relay's turn as publisher: it releases the lock,
+stops its producer (which first delivers or fails what it still holds) and starts a new one before it
+sends again, from the oldest unmarked row. An idempotent producer that lost a batch is not reusable:
+see `run`.
+
+Published rows are purged after `relay_published_retention_s`, a chunk per short transaction, one
+chunk after each batch until a chunk comes back short, so purging keeps pace with publishing.
 """
 
 import asyncio
@@ -41,9 +49,13 @@ FETCH_BATCH = """
     WHERE published_at IS NULL AND id <> ALL($2::bigint[]) ORDER BY id LIMIT $1
 """
 MARK_PUBLISHED = "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])"
+# One chunk of published rows past their retention, in its own short transaction. ARRAY(...) runs the
+# selection once, through the `outbox_published_at` index, and deletes each id through the primary
+# key: a plan that holds whatever the statistics say (`id IN (SELECT ... LIMIT n)` may be planned as
+# a join that scans the table again per row; one such chunk ran for minutes).
 PURGE_PUBLISHED = """
-    DELETE FROM outbox WHERE id IN (
-        SELECT id FROM outbox WHERE published_at < now() - make_interval(secs => $1) LIMIT 10000)
+    DELETE FROM outbox WHERE id = ANY(ARRAY(
+        SELECT id FROM outbox WHERE published_at < now() - make_interval(secs => $1) LIMIT $2))
 """
 COUNT_UNPUBLISHED = "SELECT count(*) FROM outbox WHERE published_at IS NULL"
 BACKLOG_COUNT_INTERVAL_S = 5.0
@@ -61,22 +73,54 @@ class OutboxRelay:
         self._service = settings.service_name
         self._wake = asyncio.Event()
         self.published = 0
+        self.producers_started = 0
+        self.purged = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         """Publish while leader; wait as a standby otherwise; return once `stop` is set."""
-        producer = AIOKafkaProducer(**self._settings.producer_config())
-        await producer.start()
+        producer: AIOKafkaProducer | None = None
         try:
             while not stop.is_set():
                 try:
+                    producer = producer or await self._start_producer()
                     await self._lead_when_possible(producer, stop)
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, KafkaError) as exc:
+                except KafkaError as exc:
+                    # An idempotent producer whose batch failed may never deliver to that partition
+                    # again: a batch that expired unsent (its partition had no leader) used sequence
+                    # numbers the broker never saw, and every later batch fails with
+                    # OutOfOrderSequenceNumber. A new producer (new id, sequences from 0) starts clean.
+                    log.warning("publishing failed; the relay replaces its producer", error=repr(exc))
+                    if producer is not None:
+                        await self._retire(producer)
+                        producer = None
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                     # Giving up the lock lets a healthier standby publish while this one backs off.
                     log.warning("relay stopped publishing; will retry", error=repr(exc))
-                    await _sleep_unless(stop, self._settings.relay_lock_retry_s)
+                await _sleep_unless(stop, self._settings.relay_lock_retry_s)
         finally:
             RELAY_IS_LEADER.labels(self._service).set(0)
+            if producer is not None:
+                await producer.stop()
+
+    async def _start_producer(self) -> AIOKafkaProducer:
+        producer = AIOKafkaProducer(**self._settings.producer_config())
+        try:
+            await producer.start()
+        except BaseException:
             await producer.stop()
+            raise
+        self.producers_started += 1
+        return producer
+
+    async def _retire(self, producer: AIOKafkaProducer) -> None:
+        """Stop a producer after a failure, before its successor sends anything. `stop()` waits until
+        every record it still holds is delivered or has failed, so none of them can reach the topic
+        after the re-sent rows: the re-sent rows are unmarked, so they include all of them, in id
+        order. This waits as long as the cluster cannot take the records (the advisory lock was
+        released already: another relay may publish meanwhile)."""
+        started = time.monotonic()
+        await producer.stop()
+        log.info("stopped the failed producer", seconds=round(time.monotonic() - started, 3))
 
     async def _lead_when_possible(self, producer: AIOKafkaProducer, stop: asyncio.Event) -> None:
         conn = await asyncpg.connect(
@@ -119,25 +163,33 @@ class OutboxRelay:
         next_purge = next_backlog_count = 0.0
         in_flight: _SentBatch | None = None  # sent, not yet confirmed
         rows: list[asyncpg.Record] = []  # fetched, not yet sent
-        while not stop.is_set():
-            now = time.monotonic()
-            if now >= next_purge:
-                await self._purge(conn)
-                next_purge = now + self._settings.relay_purge_interval_s
-            if now >= next_backlog_count:
-                UNPUBLISHED_EVENTS.labels(self._service).set(await conn.fetchval(COUNT_UNPUBLISHED))
-                next_backlog_count = now + BACKLOG_COUNT_INTERVAL_S
-            # Clear before reading: a notification that arrives after the read wakes the next wait.
-            self._wake.clear()
-            if not rows:
-                rows = await self._fetch(conn, exclude=in_flight.ids if in_flight else ())
-            if not rows:
-                if in_flight is not None:
-                    await self._confirm(conn, in_flight)
-                    in_flight = None
-                await _wait_any(self._wake, stop, timeout=self._settings.relay_poll_interval_s)
-                continue
-            in_flight, rows = await self._send_next(conn, producer, rows, in_flight)
+        try:
+            while not stop.is_set():
+                now = time.monotonic()
+                if now >= next_purge:
+                    # A full chunk means more rows are due: the next chunk follows the next batch, so
+                    # purging keeps pace with publishing without ever stalling it for long.
+                    more = await self.purge(conn)
+                    next_purge = now if more else now + self._settings.relay_purge_interval_s
+                if now >= next_backlog_count:
+                    UNPUBLISHED_EVENTS.labels(self._service).set(await conn.fetchval(COUNT_UNPUBLISHED))
+                    next_backlog_count = now + BACKLOG_COUNT_INTERVAL_S
+                # Clear before reading: a notification that arrives after the read wakes the next wait.
+                self._wake.clear()
+                if not rows:
+                    rows = await self._fetch(conn, exclude=in_flight.ids if in_flight else ())
+                if not rows:
+                    if in_flight is not None:
+                        await self._confirm(conn, in_flight)
+                        in_flight = None
+                    if next_purge > now:  # else purge the next chunk at once
+                        await _wait_any(self._wake, stop, timeout=self._settings.relay_poll_interval_s)
+                    continue
+                in_flight, rows = await self._send_next(conn, producer, rows, in_flight)
+        except BaseException:
+            if in_flight is not None:
+                in_flight.abandon()
+            raise
         if in_flight is not None:
             await self._confirm(conn, in_flight)  # stopping: what was sent is marked, not sent again
 
@@ -179,21 +231,32 @@ class OutboxRelay:
             if not background.cancelled():
                 background.exception()  # retrieved; the failed send is the error to report
             raise
-        return sent, await background
+        try:
+            return sent, await background
+        except BaseException:
+            sent.abandon()
+            raise
 
     async def _send(self, producer: AIOKafkaProducer, rows: list[asyncpg.Record]) -> "_SentBatch":
         """Hand every row to the producer without awaiting its ack."""
         started = time.perf_counter()
         send, loads = producer.send, orjson.loads
         ids, acks, topics = [], [], Counter[str]()
-        for row_id, topic, key, value, headers in rows:
-            texts = loads(headers) if isinstance(headers, str) else headers  # jsonb comes as text
-            ids.append(row_id)
-            acks.append(
-                await send(topic, value=value, key=key.encode(), headers=[(n, t.encode()) for n, t in texts.items()])
-            )
-            topics[topic] += 1
-        return _SentBatch(ids, acks, topics, started)
+        batch = _SentBatch(ids, acks, topics, started)
+        try:
+            for row_id, topic, key, value, headers in rows:
+                texts = loads(headers) if isinstance(headers, str) else headers  # jsonb comes as text
+                ids.append(row_id)
+                acks.append(
+                    await send(
+                        topic, value=value, key=key.encode(), headers=[(n, t.encode()) for n, t in texts.items()]
+                    )
+                )
+                topics[topic] += 1
+        except BaseException:
+            batch.abandon()
+            raise
+        return batch
 
     async def _confirm(self, conn: asyncpg.Connection, batch: "_SentBatch") -> None:
         """Await every ack of the batch, then mark it published."""
@@ -216,11 +279,16 @@ class OutboxRelay:
         """One statement for the whole batch (the crash tests stop a relay right before it)."""
         await conn.execute(MARK_PUBLISHED, ids)
 
-    async def _purge(self, conn: asyncpg.Connection) -> None:
-        """Delete published rows past their retention, so the table (and its scans) stay small."""
-        purged = await conn.execute(PURGE_PUBLISHED, self._settings.relay_published_retention_s)
-        if purged != "DELETE 0":
-            log.info("purged published outbox rows", result=purged)
+    async def purge(self, conn: asyncpg.Connection) -> bool:
+        """Delete one chunk of published rows past their retention, so the table (and its scans)
+        stays small. Returns whether the chunk was full, i.e. more rows are due."""
+        chunk = self._settings.relay_purge_chunk_size
+        result = await conn.execute(PURGE_PUBLISHED, self._settings.relay_published_retention_s, chunk)
+        purged = int(result.rsplit(" ", 1)[-1])
+        self.purged += purged
+        if purged:
+            log.debug("purged published outbox rows", rows=purged)
+        return purged == chunk
 
 
 @dataclass
@@ -231,6 +299,17 @@ class _SentBatch:
     acks: list["asyncio.Future[object]"]
     topics: Counter[str]
     started: float
+
+    def abandon(self) -> None:
+        """Give up on the acks: the rows stay unmarked and are sent again. Their outcomes are still
+        retrieved when they come, so asyncio does not log every failed one as never retrieved."""
+        for ack in self.acks:
+            ack.add_done_callback(_retrieve)
+
+
+def _retrieve(ack: "asyncio.Future[object]") -> None:
+    if not ack.cancelled():
+        ack.exception()
 
 
 async def _wait_any(first: asyncio.Event, second: asyncio.Event, *, timeout: float) -> None:
