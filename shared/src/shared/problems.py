@@ -9,7 +9,8 @@ Every answer that is not a success is a problem with `type`, `title`, `status`, 
 - 404 / 405: no such path, or a method the path does not have (`Allow` lists the ones it has).
 - 404 / 409 / 422 for a service's refusals: each service passes a table `{exception class:
   Refusal(status, slug)}`; the problem's type is `urn:problem:<slug>`.
-- 503 with `Retry-After`: the database is unreachable or restarting (`shared.outage`). A retry is
+- 503 with `Retry-After`: the database is unreachable or restarting (`shared.outage`), or every
+  pooled connection stayed busy for the pool's timeout (overloaded). A retry is
   safe where the operation is (GET, PUT, POST /orders with its Idempotency-Key): a commit whose
   answer was lost may have happened.
 - 500: anything else. Logged with its traceback; the client learns nothing about the internals.
@@ -26,6 +27,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel, Field
 from pydantic.json_schema import models_json_schema
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -210,6 +212,17 @@ class LastResort:
                     title="Database unavailable",
                     headers={"Retry-After": str(RETRY_AFTER_S)},
                 )
+            elif isinstance(exc, PoolTimeout):
+                # Every pooled connection stayed busy for the pool's timeout: load, not a bug.
+                log.warning("database pool exhausted", path=request.url.path)
+                response = problem_response(
+                    request,
+                    503,
+                    "every database connection is busy; retry in 1 s",
+                    slug="overloaded",
+                    title="Overloaded",
+                    headers={"Retry-After": "1"},
+                )
             else:
                 log.exception("request failed", method=request.method, path=request.url.path)
                 response = problem_response(request, 500, "an unexpected error; it has been logged")
@@ -236,7 +249,7 @@ def problem_responses(
         )
     if database:
         responses[503] = {
-            **_problem("the database is unreachable or restarting; retry after `Retry-After` seconds"),
+            **_problem("the database is unreachable, restarting or overloaded; retry after `Retry-After` seconds"),
             "headers": {
                 "Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer"}}
             },

@@ -22,6 +22,7 @@ from shared.problems import (
     problem_responses,
 )
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 
 class NoSuchThing(Exception):
@@ -40,6 +41,8 @@ def tiny_app() -> FastAPI:
             raise DBAPIError("SELECT 1", {}, refused) from refused
         if name == "shutdown":
             raise asyncpg.CannotConnectNowError("the database system is shutting down")
+        if name == "busy":
+            raise PoolTimeout("QueuePool limit of size 10 overflow 10 reached, connection timed out, timeout 30.00")
         if name == "bug":
             raise KeyError("a bug")
         return {"name": name}
@@ -79,6 +82,13 @@ async def test_a_database_outage_is_a_503_with_retry_after(client, name):
 
     assert response.status_code == 503 and response.headers["retry-after"] == str(RETRY_AFTER_S)
     assert response.json()["type"] == "urn:problem:database-unavailable"
+
+
+async def test_every_pooled_connection_busy_is_a_503_overloaded_with_retry_after_not_a_500(client):
+    response = await client.get("/things/busy")
+
+    assert response.status_code == 503 and response.headers["retry-after"] == "1"
+    assert response.json()["type"] == "urn:problem:overloaded"
 
 
 async def test_a_bug_is_a_500_problem_that_tells_nothing_of_the_internals(client):
