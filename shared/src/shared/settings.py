@@ -69,6 +69,8 @@ class ServiceSettings(BaseSettings):
     # offset committed; past that, the partition moves on and its next owner redelivers the record.
     # Below max_poll_interval_ms, which is also how long the group waits for members to rejoin.
     consumer_handoff_grace_s: float = 10.0
+    # Records of one partition handled in one transaction (1: one transaction per record).
+    consumer_max_batch_size: int = 100
 
     @model_validator(mode="after")
     def _no_development_passwords_in_production(self) -> "ServiceSettings":

@@ -43,6 +43,7 @@ from machinery_support import (
 )
 from shared.db import asyncpg_dsn, create_engine, create_session_factory
 from shared.events.base import Envelope
+from shared.events.topics import dead_letter_topic
 from shared.kafka.provisioning import wait_for_cluster
 from shared.outbox import add_to_outbox
 from shared.outbox.migration import create_machinery_tables
@@ -253,14 +254,18 @@ async def worker_sessions() -> AsyncIterator[Callable[[ServiceSettings], async_s
 @pytest.fixture
 async def own_topic(kafka: Kafka) -> AsyncIterator[str]:
     """A topic of this test alone, with two partitions, so the test decides which records share a
-    partition and a second group member takes exactly one of them. Deleted when the test ends."""
+    partition and a second group member takes exactly one of them; and its dead-letter topic.
+    Both deleted when the test ends."""
     name = unique("mt-topic")
-    await retrying(lambda: kafka.admin.create_topics([NewTopic(name, num_partitions=2, replication_factor=3)]))
+    names = [name, dead_letter_topic(name)]
+    await retrying(
+        lambda: kafka.admin.create_topics([NewTopic(n, num_partitions=2, replication_factor=3) for n in names])
+    )
 
-    async def both_partitions_have_leaders() -> bool:
-        return len(await kafka.partitions(name)) == 2
+    async def both_have_two_partitions() -> bool:
+        return all([len(await kafka.partitions(n)) == 2 for n in names])
 
-    await wait_until(both_partitions_have_leaders, timeout=30, what=f"topic {name} is ready")
+    await wait_until(both_have_two_partitions, timeout=30, what=f"topics {names} are ready")
     yield name
     with suppress(Exception):
-        await kafka.admin.delete_topics([name])
+        await kafka.admin.delete_topics(names)

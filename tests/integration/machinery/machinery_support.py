@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 from prometheus_client import REGISTRY
 from shared.events.base import Envelope
+from shared.events.codec import encode
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -140,6 +141,26 @@ async def retrying(operation: Callable[[], Awaitable[T]], *, timeout: float = 60
             if time.monotonic() > deadline:
                 raise
             await asyncio.sleep(0.5)
+
+
+async def send_to_partition(topic: str, partition: int, *envelopes: Envelope) -> list[Any]:
+    """Write the events straight to one partition of the topic; the records' metadata, in order."""
+    producer = AIOKafkaProducer(bootstrap_servers=KAFKA, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        sent = []
+        for envelope in envelopes:
+            record = encode(envelope)
+            sent.append(
+                await (
+                    await producer.send(
+                        topic, value=record.value, key=record.key, headers=record.headers, partition=partition
+                    )
+                )
+            )
+        return sent
+    finally:
+        await producer.stop()
 
 
 class Kafka:

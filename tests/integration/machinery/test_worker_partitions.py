@@ -12,37 +12,16 @@ import time
 import uuid
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from machinery_support import KAFKA, apply_effect, consumer_events, unique_keys, wait_until
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from machinery_support import KAFKA, apply_effect, consumer_events, send_to_partition, unique_keys, wait_until
 from shared.consumer import EventWorker
 from shared.events import Envelope, LowStockAlert
-from shared.events.codec import encode
 
 pytestmark = [pytest.mark.infra, pytest.mark.timeout(120)]
 
 
 def alert(sku: str, available: int = 1) -> Envelope:
     return Envelope.new(LowStockAlert(sku=sku, available=available, reorder_level=0), source="machinery-test")
-
-
-async def send(topic: str, partition: int, *envelopes: Envelope) -> list:
-    """Write the events straight to one partition of the topic; the records' metadata, in order."""
-    producer = AIOKafkaProducer(bootstrap_servers=KAFKA, acks="all", enable_idempotence=True)
-    await producer.start()
-    try:
-        sent = []
-        for envelope in envelopes:
-            record = encode(envelope)
-            sent.append(
-                await (
-                    await producer.send(
-                        topic, value=record.value, key=record.key, headers=record.headers, partition=partition
-                    )
-                )
-            )
-        return sent
-    finally:
-        await producer.stop()
 
 
 class SlowForOneKey:
@@ -74,10 +53,10 @@ async def test_a_slow_record_on_one_partition_does_not_delay_the_records_of_anot
     await kafka.place_group(settings.group_id, {TopicPartition(own_topic, p): 0 for p in (0, 1)})
     worker = background.start(EventWorker(settings, db.sessions, {"LowStockAlert": handler}, [own_topic]).run)
 
-    await send(own_topic, 1, slow)
+    await send_to_partition(own_topic, 1, slow)
     await wait_until(lambda: slow.event_id in handler.started, timeout=30, what="the slow record is in hand")
     sent_at = time.monotonic()
-    await send(own_topic, 0, *fast)
+    await send_to_partition(own_topic, 0, *fast)
     await wait_until(
         lambda: all(e.event_id in handler.finished for e in fast), timeout=30, what="the other partition's records"
     )
@@ -104,13 +83,13 @@ async def test_a_handler_that_runs_longer_than_max_poll_interval_does_not_cost_t
         return await kafka.group_members(settings.group_id) == ("Stable", 1)
 
     await wait_until(stable_with_one_member, timeout=30, what="the worker joined its group")
-    (record,) = await send(own_topic, 1, slow)
+    (record,) = await send_to_partition(own_topic, 1, slow)
     await wait_until(lambda: slow.event_id in handler.started, timeout=30, what="the slow record is in hand")
     seen = []
     while slow.event_id not in handler.finished:
         seen.append(await kafka.group_members(settings.group_id))
         await asyncio.sleep(0.2)
-    (after_record,) = await send(own_topic, 0, after)
+    (after_record,) = await send_to_partition(own_topic, 0, after)
     await kafka.wait_committed_past(settings.group_id, [record, after_record], worker)
 
     assert set(seen) == {("Stable", 1)}, f"the group changed while the handler ran: {sorted(set(seen))}"
@@ -130,8 +109,8 @@ async def test_when_a_second_member_joins_the_partition_kept_has_its_progress_co
     settings = make_settings()
     await kafka.place_group(settings.group_id, {TopicPartition(own_topic, p): 0 for p in (0, 1)})
     worker = background.start(EventWorker(settings, db.sessions, {"LowStockAlert": handler}, [own_topic]).run)
-    kept_records = await send(own_topic, 0, *kept)
-    lost_records = await send(own_topic, 1, slow, *behind_slow)
+    kept_records = await send_to_partition(own_topic, 0, *kept)
+    lost_records = await send_to_partition(own_topic, 1, slow, *behind_slow)
     await wait_until(
         lambda: slow.event_id in handler.started and len(handler.finished) >= 5,
         timeout=30,
@@ -176,7 +155,7 @@ async def test_a_record_in_hand_that_outlives_the_hand_over_of_its_partition_is_
     settings = make_settings(consumer_handoff_grace_s=0.5)
     await kafka.place_group(settings.group_id, {TopicPartition(own_topic, p): 0 for p in (0, 1)})
     worker = background.start(EventWorker(settings, db.sessions, {"LowStockAlert": handler}, [own_topic]).run)
-    (slow_record,) = await send(own_topic, 1, slow)
+    (slow_record,) = await send_to_partition(own_topic, 1, slow)
     await wait_until(lambda: slow.event_id in handler.started, timeout=30, what="the slow record is in hand")
 
     newcomer = AIOKafkaConsumer(
@@ -190,7 +169,7 @@ async def test_a_record_in_hand_that_outlives_the_hand_over_of_its_partition_is_
     try:
         await wait_until(newcomer.assignment, timeout=30, what="the newcomer got a partition")
         assert newcomer.assignment() == {TopicPartition(own_topic, 1)}
-        (kept_record,) = await send(own_topic, 0, kept)
+        (kept_record,) = await send_to_partition(own_topic, 0, kept)
         await kafka.wait_committed_past(settings.group_id, [kept_record], worker)
         await wait_until(lambda: slow.event_id in handler.finished, timeout=30, what="the slow record finished")
         await asyncio.sleep(3 * settings.consumer_commit_interval_ms / 1000)  # commits that should not come

@@ -26,11 +26,10 @@ class WorkerKilledBeforeOffsetCommit(EventWorker):
     test_keys: frozenset[bytes] = frozenset()
     handled_test_record = False
 
-    async def handle(self, record, lane):  # type: ignore[no-untyped-def]
-        finished = await super().handle(record, lane)
-        if record.key in self.test_keys:
+    async def handle_batch(self, records, lane):  # type: ignore[no-untyped-def]
+        await super().handle_batch(records, lane)
+        if any(record.key in self.test_keys for record in records):
             self.handled_test_record = True
-        return finished
 
     async def commit(self) -> None:
         if self.handled_test_record:

@@ -28,6 +28,7 @@ class PartitionLane:
         handle_batch: BatchHandler,
         on_finished: Callable[[TopicPartition, int], None],
         read_ahead: int,
+        worker_stop: asyncio.Event,
     ) -> None:
         self.tp = tp
         self._consumer = consumer
@@ -37,13 +38,14 @@ class PartitionLane:
         self._queue: deque[ConsumerRecord] = deque()
         self._fed = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._worker_stop = worker_stop  # seen at once, between two records of a batch
         self._detached = False
         self._paused = False
         self.task = asyncio.create_task(self._run(), name=f"lane {tp.topic}-{tp.partition}")
 
     @property
     def stopping(self) -> bool:
-        return self._stopping.is_set()
+        return self._stopping.is_set() or self._worker_stop.is_set()
 
     def feed(self, records: list[ConsumerRecord]) -> None:
         if self.stopping:

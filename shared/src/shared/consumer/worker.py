@@ -1,8 +1,8 @@
 """The event worker: one poll loop, shared by every service, around the service's handlers.
 
-Per message, one transaction: insert `(consumer, event_id)` into processed_events (a conflict means
-the effect is already committed: skip), run the handler (state change plus outbox rows), commit.
-The Kafka offset is committed only after that.
+Per record, or per batch of one partition's records, one transaction (transaction.py): claim the
+events in processed_events (a conflict means the effect is already committed: skip), run the
+handlers (state change plus outbox rows), commit. The Kafka offset is committed only after that.
 
 Each assigned partition has a lane (lane.py): a task that handles its records strictly in order,
 fed by the poll loop, which never waits for a handler. So partitions progress independently, and
@@ -13,20 +13,18 @@ revoked or the worker stops, after the records in hand.
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.events.base import Envelope
 from shared.events.codec import InvalidRecord, UnknownEventType, decode
-from shared.logging import bind_context, get_logger
+from shared.logging import get_logger
 from shared.metrics import CONSUMED_EVENTS, HANDLE_SECONDS
 from shared.outage import is_database_outage
-from shared.outbox.tables import processed_events
 from shared.settings import ServiceSettings
 
 from .dead_letter import dead_letter_for
@@ -34,10 +32,19 @@ from .lane import PartitionLane
 from .offsets import PendingOffsets
 from .purge import purge_processed_events
 from .retry import NonRetryableError, backoff_seconds
+from .transaction import (
+    BatchFailed,
+    BatchItem,
+    Handler,
+    apply_batch,
+    apply_one,
+    bind_log_context,
+    decode_batch,
+)
 
 log = get_logger(__name__)
 
-Handler = Callable[[AsyncSession, Envelope], Awaitable[None]]
+__all__ = ["EventWorker", "Handler"]
 
 
 class EventWorker:
@@ -65,6 +72,7 @@ class EventWorker:
         consumer = AIOKafkaConsumer(**self._settings.consumer_config())
         producer = AIOKafkaProducer(**self._settings.producer_config())
         self._consumer, self._producer = consumer, producer
+        self._stop = stop
         await producer.start()
         await consumer.start()
         consumer.subscribe(self._topics, listener=_HandOverOnRebalance(self))
@@ -107,7 +115,12 @@ class EventWorker:
         lane = self._lanes.get(tp)
         if lane is None:
             lane = self._lanes[tp] = PartitionLane(
-                tp, self._consumer, self._handle_batch, self._offsets.finished, self._settings.consumer_max_poll_records
+                tp,
+                self._consumer,
+                self.handle_batch,
+                self._offsets.finished,
+                read_ahead=self._settings.consumer_max_poll_records,
+                worker_stop=self._stop,
             )
             lane.task.add_done_callback(self._lane_ended)
         return lane
@@ -156,16 +169,44 @@ class EventWorker:
             return
         self._offsets.committed(offsets)
 
-    async def _handle_batch(self, records: list[ConsumerRecord], lane: PartitionLane) -> None:
-        for record in records:
+    async def handle_batch(self, records: list[ConsumerRecord], lane: PartitionLane) -> None:
+        """Handle a partition's records in order, up to `consumer_max_batch_size` in one transaction.
+        A batch that fails is handled again one record at a time (its transaction rolled back), so a
+        bad record neither loses nor reorders the others and gets its retries and dead letter."""
+        size = self._settings.consumer_max_batch_size
+        for start in range(0, len(records), size):
             if lane.stopping:
                 return  # the rest is fetched again by whoever owns the partition next
-            if await self.handle(record, lane):
-                lane.finished(record)
+            chunk = records[start : start + size]
+            failure: BatchFailed | None = None
+            items = decode_batch(chunk, self._handlers) if len(chunk) > 1 else None
+            if items is not None:
+                try:
+                    await self._apply_batch(items, lane)
+                    continue
+                except BatchFailed as failed:
+                    failure = failed
+                    log.info("batch failed; handling its records one at a time", error=repr(failed.cause))
+            for index, record in enumerate(chunk):
+                if lane.stopping:
+                    return
+                # The batch's failure counts as the first attempt of the record that raised it.
+                first_failure = failure.cause if failure is not None and failure.index == index else None
+                if await self.handle(record, lane, first_failure=first_failure):
+                    lane.finished(record)
 
-    async def handle(self, record: ConsumerRecord, lane: PartitionLane) -> bool:
+    async def _apply_batch(self, items: list[BatchItem], lane: PartitionLane) -> None:
+        applied = await apply_batch(self._sessions, self._consumer_name, items, lambda: lane.stopping)
+        for done in applied:
+            if done.outcome == "processed":
+                HANDLE_SECONDS.labels(self._service, done.item.event_type).observe(done.seconds)
+            self._count(done.item.record.topic, done.item.event_type, done.outcome)
+            lane.finished(done.item.record)
+
+    async def handle(self, record: ConsumerRecord, lane: PartitionLane, first_failure: Exception | None = None) -> bool:
         """Handle one record to the end: processed, skipped as duplicate or unknown, or dead-lettered.
-        False if the lane was told to stop before the record could be finished: it stays uncommitted."""
+        False if the lane was told to stop before the record could be finished: it stays uncommitted.
+        `first_failure`: how its first attempt already failed (in a batch)."""
         try:
             envelope = decode(record.value, record.headers or ())
         except UnknownEventType as exc:
@@ -178,22 +219,25 @@ class EventWorker:
         if handler is None:
             self._count(record.topic, envelope.event_type, "skipped")  # not an event this service reacts to
             return True
-        bind_context(
-            event_id=str(envelope.event_id),
-            event_type=envelope.event_type,
-            correlation_id=envelope.correlation_id,
-            order_id=getattr(envelope.event, "order_id", None) and str(envelope.event.order_id),  # type: ignore[attr-defined]
-        )
-        return await self._handle_with_retries(record, envelope, handler, lane)
+        bind_log_context(envelope)
+        return await self._handle_with_retries(record, envelope, handler, lane, first_failure)
 
     async def _handle_with_retries(
-        self, record: ConsumerRecord, envelope: Envelope, handler: Handler, lane: PartitionLane
+        self,
+        record: ConsumerRecord,
+        envelope: Envelope,
+        handler: Handler,
+        lane: PartitionLane,
+        first_failure: Exception | None,
     ) -> bool:
         attempt = 0
         while True:
             started = time.perf_counter()
             try:
-                outcome = await self._apply_once(envelope, handler)
+                if first_failure is not None:
+                    failure, first_failure = first_failure, None
+                    raise failure
+                outcome = await apply_one(self._sessions, self._consumer_name, envelope, handler)
             except NonRetryableError as exc:
                 await self._dead_letter(record, exc, envelope.event_type)
                 return True
@@ -225,19 +269,6 @@ class EventWorker:
             HANDLE_SECONDS.labels(self._service, envelope.event_type).observe(time.perf_counter() - started)
             self._count(record.topic, envelope.event_type, outcome)
             return True
-
-    async def _apply_once(self, envelope: Envelope, handler: Handler) -> str:
-        async with self._sessions() as session, session.begin():
-            claimed = await session.execute(
-                pg_insert(processed_events)
-                .values(consumer=self._consumer_name, event_id=envelope.event_id)
-                .on_conflict_do_nothing()
-                .returning(processed_events.c.event_id)
-            )
-            if claimed.first() is None:
-                return "duplicate"
-            await handler(session, envelope)
-        return "processed"
 
     async def _dead_letter(self, record: ConsumerRecord, exc: BaseException, event_type: str) -> None:
         letter = dead_letter_for(record, exc, self._consumer_name)
