@@ -89,8 +89,10 @@ class OutboxRelay:
                     # again: a batch that expired unsent (its partition had no leader) used sequence
                     # numbers the broker never saw, and every later batch fails with
                     # OutOfOrderSequenceNumber. A new producer (new id, sequences from 0) starts clean.
-                    log.warning("publishing failed; the relay replaces its producer", error=repr(exc))
-                    if producer is not None:
+                    if producer is None:
+                        log.warning("could not start a producer; will retry", error=repr(exc))
+                    else:
+                        log.warning("publishing failed; the relay replaces its producer", error=repr(exc))
                         await self._retire(producer)
                         producer = None
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
@@ -114,10 +116,12 @@ class OutboxRelay:
 
     async def _retire(self, producer: AIOKafkaProducer) -> None:
         """Stop a producer after a failure, before its successor sends anything. `stop()` waits until
-        every record it still holds is delivered or has failed, so none of them can reach the topic
-        after the re-sent rows: the re-sent rows are unmarked, so they include all of them, in id
-        order. This waits as long as the cluster cannot take the records (the advisory lock was
-        released already: another relay may publish meanwhile)."""
+        every record it still holds is delivered or has failed, so the two producers never send at
+        once. (A request already on the wire may still be written later: its rows are unmarked, so
+        they are re-sent anyway, and the broker took it only if the same producer's earlier records
+        of that partition are written before it, so one key's first copies stay in id order.)
+        This waits as long as the cluster cannot take the records; the advisory lock is released
+        already, so another relay may publish meanwhile."""
         started = time.monotonic()
         await producer.stop()
         log.info("stopped the failed producer", seconds=round(time.monotonic() - started, 3))
