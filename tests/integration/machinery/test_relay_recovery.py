@@ -6,6 +6,7 @@ controller fences it and the partition has no leader. Batches the relay sends me
 the producer (after `request_timeout_ms`) without reaching any broker, but aiokafka's idempotent
 producer has already given their records sequence numbers. Once node 2 is back, that producer's
 next batch starts past a gap the broker never saw: OutOfOrderSequenceNumber, for every batch after it.
+A relay that kept that producer never published again; it must replace it.
 """
 
 import asyncio
