@@ -78,6 +78,14 @@ class ServiceSettings(BaseSettings):
             raise ValueError("database_url uses the development password; set a real one in production")
         return self
 
+    @model_validator(mode="after")
+    def _handoff_grace_within_the_rebalance_timeout(self) -> "ServiceSettings":
+        # A member still handing over when the group's rebalance timeout (max.poll.interval) ends is
+        # dropped from the group, and its commit of the records in hand fails.
+        if self.consumer_handoff_grace_s * 1000 >= self.consumer_max_poll_interval_ms:
+            raise ValueError("consumer_handoff_grace_s must be shorter than consumer_max_poll_interval_ms")
+        return self
+
     @property
     def group_id(self) -> str:
         return self.consumer_group or f"{self.service_name}-service"

@@ -74,7 +74,7 @@ async def test_a_handler_that_runs_longer_than_max_poll_interval_does_not_cost_t
     slow_key, other_key = unique_keys(2)
     slow, after = alert(slow_key), alert(other_key)
     handler = SlowForOneKey(slow_key, seconds=5)
-    settings = make_settings(consumer_max_poll_interval_ms=3000)
+    settings = make_settings(consumer_max_poll_interval_ms=3000, consumer_handoff_grace_s=1)
     await kafka.place_group(settings.group_id, {TopicPartition(own_topic, p): 0 for p in (0, 1)})
     worker = background.start(EventWorker(settings, db.sessions, {"LowStockAlert": handler}, [own_topic]).run)
 

@@ -296,6 +296,11 @@ def test_the_consumer_commits_offsets_itself_and_starts_a_new_group_at_the_begin
     assert (config["max_poll_records"], config["fetch_min_bytes"]) == (50, 1024)
 
 
+def test_a_hand_over_grace_as_long_as_the_rebalance_timeout_is_refused():
+    with pytest.raises(ValidationError, match="consumer_handoff_grace_s"):
+        _settings(consumer_max_poll_interval_ms=3000, consumer_handoff_grace_s=3)
+
+
 def test_a_configured_consumer_group_replaces_the_default():
     assert _settings(consumer_group="order-replay").consumer_config()["group_id"] == "order-replay"
 
