@@ -83,9 +83,7 @@ class Product:
         setattr(self, target, getattr(self, target) + quantity)
 
 
-def _check_catalog_entry(
-    name: str, unit_price: int, currency: str, available: int, reorder_level: int
-) -> None:
+def _check_catalog_entry(name: str, unit_price: int, currency: str, available: int, reorder_level: int) -> None:
     if not name.strip():
         raise InvalidProduct("a product has a name")
     if unit_price < 0:

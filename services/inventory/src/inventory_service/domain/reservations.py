@@ -64,18 +64,14 @@ class ReservationOutcome:
         return self.reservation.status is ReservationStatus.RESERVED
 
 
-def reserve(
-    order_id: UUID, lines: Sequence[OrderLine], products: Mapping[str, Product]
-) -> ReservationOutcome:
+def reserve(order_id: UUID, lines: Sequence[OrderLine], products: Mapping[str, Product]) -> ReservationOutcome:
     """Hold every line or none. On failure no product changes and every failing SKU is reported."""
     if not lines:
         raise ValueError("an order to reserve has at least one line")
     requested = _quantities_by_sku(lines)
     failures = _failures(requested, products)
     if failures:
-        failed = Reservation(
-            order_id, lines=(), currency=None, status=ReservationStatus.FAILED, failures=failures
-        )
+        failed = Reservation(order_id, lines=(), currency=None, status=ReservationStatus.FAILED, failures=failures)
         return ReservationOutcome(failed, [StockReservationFailed(order_id=order_id, failures=failures)])
 
     priced = tuple(
@@ -91,16 +87,10 @@ def reserve(
         # Alert on the crossing only, so a product that stays low does not alert on every order.
         if product.is_low and not was_low:
             alerts.append(
-                LowStockAlert(
-                    sku=product.sku, available=product.available, reorder_level=product.reorder_level
-                )
+                LowStockAlert(sku=product.sku, available=product.available, reorder_level=product.reorder_level)
             )
-    reservation = Reservation(
-        order_id=order_id, lines=priced, currency=currency, status=ReservationStatus.RESERVED
-    )
-    reserved = StockReserved(
-        order_id=order_id, items=priced, total_amount=reservation.total_amount, currency=currency
-    )
+    reservation = Reservation(order_id=order_id, lines=priced, currency=currency, status=ReservationStatus.RESERVED)
+    reserved = StockReserved(order_id=order_id, items=priced, total_amount=reservation.total_amount, currency=currency)
     return ReservationOutcome(reservation, [reserved, *alerts])
 
 
@@ -172,9 +162,7 @@ def _quantities_by_sku(lines: Sequence[OrderLine]) -> dict[str, int]:
     return quantities
 
 
-def _failures(
-    requested: Mapping[str, int], products: Mapping[str, Product]
-) -> tuple[ReservationFailure, ...]:
+def _failures(requested: Mapping[str, int], products: Mapping[str, Product]) -> tuple[ReservationFailure, ...]:
     """One failure per failing SKU. An order is charged in one currency, so the first known line's
     currency is the order's and lines priced in another one are the mismatched ones."""
     known = [products[sku] for sku in requested if sku in products]
@@ -183,9 +171,7 @@ def _failures(
     for sku, quantity in requested.items():
         product = products.get(sku)
         if product is None:
-            failures.append(
-                ReservationFailure(sku=sku, requested=quantity, available=0, reason="unknown_sku")
-            )
+            failures.append(ReservationFailure(sku=sku, requested=quantity, available=0, reason="unknown_sku"))
         elif product.currency != order_currency:
             failures.append(_failure(product, quantity, "currency_mismatch"))
         elif product.available < quantity:
@@ -201,6 +187,4 @@ def _product(products: Mapping[str, Product], sku: str, reservation: Reservation
     try:
         return products[sku]
     except KeyError:
-        raise StockInvariantViolated(
-            f"reservation of order {reservation.order_id} holds unknown {sku}"
-        ) from None
+        raise StockInvariantViolated(f"reservation of order {reservation.order_id} holds unknown {sku}") from None
