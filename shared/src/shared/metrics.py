@@ -16,7 +16,8 @@ RELAY_IS_LEADER = Gauge("relay_is_leader", "1 while this relay holds the publish
 
 CONSUMED_EVENTS = Counter(
     "consumer_events",
-    "Records seen by a worker, by outcome (processed, duplicate, skipped, dead_lettered, retried, waited_for_database)",
+    "Records seen by a worker, by outcome (processed, duplicate, skipped, dead_lettered, retried, "
+    "conflict_retried, waited_for_database)",
     ["service", "topic", "event_type", "outcome"],
 )
 HANDLE_SECONDS = Histogram(

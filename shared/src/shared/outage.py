@@ -54,6 +54,11 @@ def is_database_outage(exc: BaseException) -> bool:
     return False
 
 
+def sqlstates_in_chain(exc: BaseException) -> set[str]:
+    """Every SQLSTATE carried anywhere in the exception chain."""
+    return {state for link in _chain(exc) if isinstance(state := getattr(link, "sqlstate", None), str)}
+
+
 def _chain(exc: BaseException) -> list[BaseException]:
     """The exception, SQLAlchemy's `orig`, and every `__cause__`/`__context__` below them, once each."""
     seen: list[BaseException] = []

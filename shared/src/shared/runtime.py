@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 import uvloop
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.consumer.worker import EventWorker, Handler
+from shared.consumer.worker import BatchLocker, EventWorker, Handler
 from shared.db import asyncpg_dsn, create_engine, create_session_factory
 from shared.kafka.provisioning import ensure_topics
 from shared.logging import configure_logging, get_logger
@@ -55,9 +55,11 @@ def worker_main(
     build_handlers: Callable[[async_sessionmaker[AsyncSession]], Mapping[str, Handler]],
     topics: Sequence[str],
     background: Sequence[BackgroundLoop] = (),
+    lock_batch: BatchLocker | None = None,
 ) -> None:
     """`build_handlers` wires the service's handlers to their adapters once the session factory exists;
-    `background` loops run beside the event worker on the same session factory."""
+    `background` loops run beside the event worker on the same session factory; `lock_batch` takes a
+    batch's locks up front (see EventWorker)."""
     configure_logging(settings.service_name, "worker", level=settings.log_level, fmt=settings.log_format)
     serve_metrics(settings.worker_metrics_port)
 
@@ -67,7 +69,8 @@ def worker_main(
         sessions = create_session_factory(engine)
         try:
             async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(EventWorker(settings, sessions, build_handlers(sessions), topics).run(stop))
+                worker = EventWorker(settings, sessions, build_handlers(sessions), topics, lock_batch)
+                tasks.create_task(worker.run(stop))
                 for loop in background:
                     tasks.create_task(loop(sessions, stop))
         finally:

@@ -60,6 +60,8 @@ class ServiceSettings(BaseSettings):
     consumer_retry_backoff_s: float = 1.0
     consumer_retry_backoff_multiplier: float = 1.0
     consumer_retry_backoff_max_s: float = 10.0
+    # While the database is away, a record tries again this often (not spending its retry budget).
+    consumer_outage_retry_s: float = 1.0
     consumer_processed_retention_s: float = 8 * 24 * 3600.0  # longer than the topics' 7 days
     consumer_purge_interval_s: float = 3600.0
     consumer_purge_batch_size: int = 1000  # rows per purge transaction, so none of them runs long

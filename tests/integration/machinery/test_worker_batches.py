@@ -141,3 +141,34 @@ async def test_a_batch_size_of_one_handles_each_record_in_a_transaction_of_its_o
 
     assert len({txid for _, txid in handler.calls}) == 5
     await worker.stopped()
+
+
+class Deadlocked:
+    """The tests' handler: Postgres aborts its transaction as a deadlock victim (SQLSTATE 40P01,
+    raised by the server itself) the first `times` calls, then applies the effect."""
+
+    def __init__(self, times: int) -> None:
+        self.left = times
+
+    async def __call__(self, session, envelope: Envelope) -> None:
+        if self.left > 0:
+            self.left -= 1
+            await session.execute(text("DO $$ BEGIN RAISE EXCEPTION 'as if' USING ERRCODE = '40P01'; END $$"))
+        await apply_effect(session, envelope)
+
+
+async def test_a_record_whose_transaction_keeps_losing_deadlocks_is_applied_once_and_never_dead_lettered(
+    db, make_settings, kafka, own_topic, background
+):
+    (sku,) = unique_keys(1)
+    event = alert(sku)
+    records = await send_to_partition(own_topic, 0, event)
+    settings, worker = await start_worker(
+        db, make_settings, kafka, background, own_topic, Deadlocked(times=6), consumer_retry_attempts=2
+    )
+    await kafka.wait_committed_past(settings.group_id, records, worker)
+
+    assert (await db.effects()) == {event.event_id: 1}
+    assert consumer_events(settings.service_name, own_topic, "LowStockAlert", "conflict_retried") == 6
+    assert consumer_events(settings.service_name, own_topic, "LowStockAlert", "dead_lettered") == 0
+    await worker.stopped()

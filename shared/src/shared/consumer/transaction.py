@@ -8,7 +8,7 @@ transaction; the worker handles a failed batch again one record at a time.
 
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from aiokafka.structs import ConsumerRecord
@@ -22,6 +22,10 @@ from shared.logging import bind_context
 from shared.outbox.tables import processed_events
 
 Handler = Callable[[AsyncSession, Envelope], Awaitable[None]]
+# Takes, at the start of a batch's transaction, every row lock the batch's handlers will take, in the
+# service's one lock order: handlers that each lock in that order can still deadlock when several
+# run in one transaction (the first holds product B while the second wants A; another batch the reverse).
+BatchLocker = Callable[[AsyncSession, Sequence[Envelope]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,11 @@ async def apply_one(
 
 
 async def apply_batch(
-    sessions: async_sessionmaker[AsyncSession], consumer: str, items: list[BatchItem], stopping: Callable[[], bool]
+    sessions: async_sessionmaker[AsyncSession],
+    consumer: str,
+    items: list[BatchItem],
+    stopping: Callable[[], bool],
+    lock_batch: BatchLocker | None = None,
 ) -> list[Applied]:
     """Handle the items in one transaction; once `stopping()`, after the record in hand, commit what
     is done and give back the claims of the rest. Raises BatchFailed (the transaction rolled back)."""
@@ -93,6 +101,8 @@ async def apply_batch(
     try:
         async with sessions() as session, session.begin():
             claimed = await _claim(session, consumer, [i.envelope.event_id for i in items if i.envelope and i.handler])
+            if lock_batch is not None and claimed:
+                await lock_batch(session, [i.envelope for i in items if i.envelope and i.envelope.event_id in claimed])
             for index, item in enumerate(items):
                 if index and stopping():
                     break

@@ -31,10 +31,11 @@ from .dead_letter import dead_letter_for
 from .lane import PartitionLane
 from .offsets import PendingOffsets
 from .purge import purge_processed_events
-from .retry import NonRetryableError, backoff_seconds
+from .retry import NonRetryableError, backoff_seconds, conflict_backoff_seconds, is_concurrency_conflict
 from .transaction import (
     BatchFailed,
     BatchItem,
+    BatchLocker,
     Handler,
     apply_batch,
     apply_one,
@@ -44,7 +45,7 @@ from .transaction import (
 
 log = get_logger(__name__)
 
-__all__ = ["EventWorker", "Handler"]
+__all__ = ["BatchLocker", "EventWorker", "Handler"]
 
 
 class EventWorker:
@@ -54,8 +55,10 @@ class EventWorker:
         session_factory: async_sessionmaker[AsyncSession],
         handlers: Mapping[str, Handler],
         topics: Sequence[str],
+        lock_batch: BatchLocker | None = None,
     ) -> None:
         self._settings = settings
+        self._lock_batch = lock_batch
         self._sessions = session_factory
         self._handlers = dict(handlers)
         self._topics = list(topics)
@@ -196,7 +199,7 @@ class EventWorker:
                     lane.finished(record)
 
     async def _apply_batch(self, items: list[BatchItem], lane: PartitionLane) -> None:
-        applied = await apply_batch(self._sessions, self._consumer_name, items, lambda: lane.stopping)
+        applied = await apply_batch(self._sessions, self._consumer_name, items, lambda: lane.stopping, self._lock_batch)
         for done in applied:
             if done.outcome == "processed":
                 HANDLE_SECONDS.labels(self._service, done.item.event_type).observe(done.seconds)
@@ -230,7 +233,7 @@ class EventWorker:
         lane: PartitionLane,
         first_failure: Exception | None,
     ) -> bool:
-        attempt = 0
+        attempt = conflicts = 0
         while True:
             started = time.perf_counter()
             try:
@@ -246,7 +249,13 @@ class EventWorker:
                     # Not this record's fault: it waits for the database without spending its budget.
                     self._count(record.topic, envelope.event_type, "waited_for_database")
                     log.warning("database unreachable; the record waits without spending its budget", error=repr(exc))
-                    delay = self._settings.consumer_retry_backoff_max_s
+                    delay = self._settings.consumer_outage_retry_s
+                elif is_concurrency_conflict(exc):
+                    # Postgres aborted this transaction so that another could go on: not the record's fault.
+                    conflicts += 1
+                    self._count(record.topic, envelope.event_type, "conflict_retried")
+                    log.info("transaction conflicted with another; retrying", conflicts=conflicts, error=repr(exc))
+                    delay = conflict_backoff_seconds(conflicts)
                 else:
                     attempt += 1
                     if attempt > self._settings.consumer_retry_attempts:

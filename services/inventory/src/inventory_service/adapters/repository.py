@@ -2,7 +2,7 @@
 transaction (the worker's per-message one, or the API route's).
 
 Lock order, the same in every transaction, so two of them never wait on each other in a cycle:
-first the order's reservation row, then its products in SKU order.
+first reservation rows in order id order, then products in SKU order.
 """
 
 from collections.abc import Iterable, Mapping
@@ -101,17 +101,31 @@ async def claim_reservation(session: AsyncSession, order_id: UUID) -> bool:
 
 
 async def lock_reservation(session: AsyncSession, order_id: UUID) -> Reservation | None:
-    row = (
-        await session.execute(select(reservations).where(reservations.c.order_id == order_id).with_for_update())
-    ).first()
-    if row is None:
-        return None
+    locked = await lock_reservations(session, [order_id])
+    return locked[0] if locked else None
+
+
+async def lock_reservations(session: AsyncSession, order_ids: Iterable[UUID]) -> list[Reservation]:
+    """The existing reservations of these orders, locked in order id order."""
+    wanted = sorted(set(order_ids))
+    if not wanted:
+        return []
+    rows = await session.execute(
+        select(reservations)
+        .where(reservations.c.order_id.in_(wanted))
+        .order_by(reservations.c.order_id)
+        .with_for_update()
+    )
+    return [_reservation(row._mapping) for row in rows]
+
+
+def _reservation(row: Mapping[str, Any]) -> Reservation:
     return Reservation(
-        order_id=row.order_id,
-        lines=tuple(PricedLine.model_validate(line) for line in row.lines),
-        currency=row.currency,
-        status=ReservationStatus(row.status),
-        failures=tuple(ReservationFailure.model_validate(failure) for failure in row.failures),
+        order_id=row["order_id"],
+        lines=tuple(PricedLine.model_validate(line) for line in row["lines"]),
+        currency=row["currency"],
+        status=ReservationStatus(row["status"]),
+        failures=tuple(ReservationFailure.model_validate(failure) for failure in row["failures"]),
     )
 
 

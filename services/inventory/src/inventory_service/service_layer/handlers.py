@@ -6,7 +6,7 @@ Locks are always taken in the same order (the order's reservation row, then prod
 concurrent orders for the same SKUs queue up instead of deadlocking.
 """
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -136,6 +136,19 @@ async def sell_stock(session: AsyncSession, envelope: Envelope) -> None:
     await repository.save_products(session, products.values())
     await repository.save_reservation(session, reservation)
     log.info("stock sold")
+
+
+async def lock_batch(session: AsyncSession, envelopes: Sequence[Envelope]) -> None:
+    """The worker runs a batch of these events in one transaction. Each handler locks what it needs
+    in the common order, but one after another they would not: the batch takes every lock up front,
+    reservations by order id and then products by SKU, so two batches never wait in a cycle."""
+    order_ids = [
+        e.event.order_id for e in envelopes if isinstance(e.event, OrderCreated | OrderCancelled | PaymentProcessed)
+    ]
+    held = await repository.lock_reservations(session, order_ids)
+    skus = {line.sku for reservation in held for line in reservation.lines}
+    skus.update(line.sku for e in envelopes if isinstance(e.event, OrderCreated) for line in e.event.items)
+    await repository.lock_products(session, skus)
 
 
 # -- helpers ----------------------------------------------------------------------------------------
