@@ -13,8 +13,11 @@ def create_engine(settings: ServiceSettings, *, role: str = "app") -> AsyncEngin
         settings.database_url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
-        pool_pre_ping=True,
+        # Off by default: a ping is a round trip before every checkout, and `_outage_is_a_disconnect`
+        # already throws away a dead connection (and the pool's older ones) the first time it fails.
+        pool_pre_ping=settings.db_pool_pre_ping,
         connect_args={
+            "ssl": settings.db_ssl,
             "server_settings": {
                 "search_path": settings.db_schema,
                 "application_name": f"{settings.service_name}-{role}",

@@ -21,6 +21,11 @@ class ServiceSettings(BaseSettings):
     db_schema: str
     db_pool_size: int = 10
     db_max_overflow: int = 10
+    db_pool_pre_ping: bool = False
+    # TLS to Postgres, as libpq's sslmode. The local stack talks to Postgres over loopback, where TLS
+    # only costs CPU (measured: docs/numbers.md); a deployment whose database is on another host
+    # sets require or verify-full, and production refuses less.
+    db_ssl: Literal["disable", "prefer", "require", "verify-ca", "verify-full"] = "disable"
 
     kafka_bootstrap_servers: str = LOCAL_KAFKA
     http_port: int
@@ -78,6 +83,8 @@ class ServiceSettings(BaseSettings):
     def _no_development_passwords_in_production(self) -> "ServiceSettings":
         if self.environment == "production" and f":{self.service_name}_svc@" in self.database_url:
             raise ValueError("database_url uses the development password; set a real one in production")
+        if self.environment == "production" and self.db_ssl in ("disable", "prefer"):
+            raise ValueError("db_ssl must be require, verify-ca or verify-full in production")
         return self
 
     @model_validator(mode="after")

@@ -58,7 +58,11 @@ def test_a_gateway_setting_that_names_no_factory_is_refused():
 
 def test_production_refuses_the_test_gateway_that_moves_no_money():
     with pytest.raises(ValidationError, match="test gateway"):
-        Settings(environment="production", database_url="postgresql+asyncpg://payment_svc:s3cret@db/ecommerce")
+        Settings(
+            environment="production",
+            database_url="postgresql+asyncpg://payment_svc:s3cret@db/ecommerce",
+            db_ssl="verify-full",
+        )
 
 
 def test_the_worker_reacts_to_the_order_its_reservation_and_its_end():

@@ -351,7 +351,17 @@ def test_production_refuses_the_development_database_password():
         _settings(environment="production")
     assert (
         _settings(
-            environment="production", database_url="postgresql+asyncpg://order_svc:s3cret@db:5432/ecommerce"
+            environment="production",
+            database_url="postgresql+asyncpg://order_svc:s3cret@db:5432/ecommerce",
+            db_ssl="verify-full",
         ).environment
         == "production"
     )
+
+
+@pytest.mark.parametrize("ssl", ["disable", "prefer"])
+def test_production_refuses_a_database_connection_that_may_go_without_tls(ssl):
+    with pytest.raises(ValidationError, match="db_ssl"):
+        _settings(
+            environment="production", database_url="postgresql+asyncpg://order_svc:s3cret@db/ecommerce", db_ssl=ssl
+        )

@@ -129,6 +129,7 @@ class OutboxRelay:
     async def _lead_when_possible(self, producer: AIOKafkaProducer, stop: asyncio.Event) -> None:
         conn = await asyncpg.connect(
             self._dsn,
+            ssl=self._settings.db_ssl,
             server_settings={
                 "search_path": self._settings.db_schema,
                 "application_name": f"{self._service}-relay",

@@ -97,7 +97,7 @@ async def reserve_stock(session: AsyncSession, envelope: Envelope) -> None:
     await repository.save_products(session, products.values() if outcome.succeeded else ())
     await repository.save_reservation(session, outcome.reservation)
     await _emit(session, outcome.events, caused_by=envelope)
-    log.info("reservation answered", status=outcome.reservation.status.value)
+    log.debug("reservation answered", status=outcome.reservation.status.value)
 
 
 async def release_stock(session: AsyncSession, envelope: Envelope) -> None:
@@ -115,7 +115,7 @@ async def release_stock(session: AsyncSession, envelope: Envelope) -> None:
     await repository.save_reservation(session, outcome.reservation)
     await _emit(session, outcome.events, caused_by=envelope)
     if outcome.events:
-        log.info("stock released")
+        log.debug("stock released")
     else:
         # Its OrderCreated never got here (dead-lettered) or is late; the tombstone awaits it.
         log.warning("cancelled order had no reservation; tombstone left")
@@ -135,7 +135,7 @@ async def sell_stock(session: AsyncSession, envelope: Envelope) -> None:
         return
     await repository.save_products(session, products.values())
     await repository.save_reservation(session, reservation)
-    log.info("stock sold")
+    log.debug("stock sold")
 
 
 async def lock_batch(session: AsyncSession, envelopes: Sequence[Envelope]) -> None:

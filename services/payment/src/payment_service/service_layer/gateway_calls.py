@@ -113,7 +113,7 @@ async def record_answer(
             events = payment.record_refund(answer, clock())
         await repository.save_payment(session, payment)
         await add_to_outbox(session, *(Envelope.new(event, source=SOURCE) for event in events))
-    log.info(
+    log.debug(
         "gateway answer recorded",
         order_id=str(claim.order_id),
         status=payment.status.value,

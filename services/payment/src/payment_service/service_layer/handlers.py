@@ -86,7 +86,7 @@ async def _handle(
     if payment.pending_call is not None and not was_open:
         # The executor can claim the intent only once it is committed: wake it then, not now.
         event.listen(session.sync_session, "after_commit", lambda _session: on_intent(), once=True)
-    log.info("payment updated", status=payment.status.value)
+    log.debug("payment updated", status=payment.status.value)
 
 
 def _payload(envelope: Envelope, *expected: type[E]) -> E:
