@@ -64,7 +64,11 @@ class Storefront:
 
     @classmethod
     def connect(cls, *, timeout: float = 30, connections: int = 100) -> "Storefront":
-        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections // 2)
+        # An idle connection is let go before uvicorn's 5 s keep-alive closes it: reusing one just as
+        # the server closes it fails as "server disconnected without sending a response".
+        limits = httpx.Limits(
+            max_connections=connections, max_keepalive_connections=connections // 2, keepalive_expiry=2.0
+        )
         return cls(
             orders=httpx.AsyncClient(base_url=ORDER_URL, timeout=timeout, limits=limits),
             payments=httpx.AsyncClient(base_url=PAYMENT_URL, timeout=timeout, limits=limits),
