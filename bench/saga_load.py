@@ -406,9 +406,10 @@ def plot(result: dict[str, Any], baseline: dict[str, Any] | None, path: Path) ->
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for label, data, style in (("before", baseline, "--o"), ("after", result, "-o")):
+    for label, data, style in (("baseline", baseline, "--o"), ("this run", result, "-o")):
         if not data:
             continue
+        label = f"{label} {data['commit']}"
         rows = data["sweep"]
         offered = [r["offered_per_s"] for r in rows]
         left.plot(offered, [r["terminal_per_s"] for r in rows], style, label=f"terminal/s ({label})")
