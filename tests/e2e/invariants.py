@@ -1,4 +1,4 @@
-"""DESIGN.md's invariants, checked through the public APIs once the compensations have settled.
+"""The invariants of docs/architecture.md, checked through the public APIs once the compensations have settled.
 
 - CONFIRMED: exactly one charge of the order's total, no refund, its reservation sold.
 - CANCELLED or REJECTED: net money zero, no stock held (released or never reserved).

@@ -1,6 +1,6 @@
 """The event worker against the real Postgres and Kafka: effectively-once handling across crashes,
 dead letters in Spring Kafka's format, retries, unknown event types and graceful shutdown
-(DESIGN.md, "Consumers").
+(docs/architecture.md, "Consuming: the worker").
 
 Every worker has a consumer group of its own, placed where the topic ended when the test began, and
 the test looks only at its own keys: the topics are shared and keep the records of earlier runs.

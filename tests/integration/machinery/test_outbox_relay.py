@@ -1,5 +1,5 @@
 """The outbox relay against the real Postgres and Kafka: what is published, what is not, and what
-survives a relay killed with SIGKILL (DESIGN.md, "Outbox and relay").
+survives a relay killed with SIGKILL (docs/architecture.md, "Publishing: the relay").
 
 The events are LowStockAlerts on inventory-events, keyed by a SKU unique to the test run: the topic
 is shared, so each test reads back only its own keys, from the offsets it noted before it wrote.
