@@ -14,6 +14,7 @@ help:
 	@echo "make bench             relay throughput vs a plain producer; the saga under open-loop load"
 	@echo "make kafka-tool ARGS='topics --describe --topic order-events'   Kafka's own CLI tools"
 	@echo "make psql              a superuser psql on the ecommerce database"
+	@echo "make schemas           regenerate the committed event contracts from the event models"
 
 install:
 	@bash infra/scripts/install.sh
@@ -69,3 +70,9 @@ kafka-tool:
 
 psql:
 	@bash infra/postgres/postgres.sh psql
+
+# Regenerate the committed event contracts (shared/schemas/*.json, shared/asyncapi.yaml) from the
+# event models; the contract tests fail while they are stale.
+schemas: install
+	@.venv/bin/python -m shared.events.schema_export
+	@.venv/bin/python -m shared.events.asyncapi

@@ -198,14 +198,6 @@ class OutboxRelay:
         if in_flight is not None:
             await self._confirm(conn, in_flight)  # stopping: what was sent is marked, not sent again
 
-    async def publish_batch(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> int:
-        """Send one batch, await every ack, mark it published. Returns how many rows it published."""
-        rows = await self._fetch(conn)
-        if not rows:
-            return 0
-        await self._confirm(conn, await self._send(producer, rows))
-        return len(rows)
-
     async def _fetch(self, conn: asyncpg.Connection, *, exclude: Sequence[int] = ()) -> list[asyncpg.Record]:
         """The next batch: the oldest unpublished rows, but for those already in flight (`exclude`)."""
         return await conn.fetch(FETCH_BATCH, self._settings.relay_batch_size, list(exclude))

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
 from pydantic import ValidationError
+from shared.consumer.retry import NonRetryableError
 from shared.consumer.worker import Handler
 from shared.events import (
     Envelope,
@@ -162,5 +163,7 @@ async def _react(
 
 def _expect(envelope: Envelope, cls: type[E]) -> E:
     if not isinstance(envelope.event, cls):
-        raise TypeError(f"a {cls.__name__} handler was given {envelope.event_type}")
+        # Wiring that sends an event to the wrong handler never heals: dead-lettered at once, as in
+        # the other services, rather than retried.
+        raise NonRetryableError(f"a {cls.__name__} handler was given {envelope.event_type}")
     return envelope.event
