@@ -9,6 +9,7 @@ import asyncio
 import os
 import signal
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,8 +55,16 @@ async def reader(bootstrap_servers: str, topic: str) -> AIOKafkaConsumer:
 
 
 async def partition_state(admin: AIOKafkaAdminClient, topic: str, partition: int = 0) -> dict:
-    (described,) = await admin.describe_topics([topic])
-    return next(p for p in described["partitions"] if p["partition"] == partition)
+    """The partition as the cluster describes it. The admin asks any broker, and a broker learns of
+    a new topic a moment after the others: until then it describes it with no partitions."""
+    deadline = time.monotonic() + 10
+    while True:
+        (described,) = await admin.describe_topics([topic])
+        found = [p for p in described["partitions"] if p["partition"] == partition]
+        if found or time.monotonic() > deadline:
+            assert found, f"{topic}-{partition} is not described: {described}"
+            return found[0]
+        await asyncio.sleep(0.1)
 
 
 def supervisord_runs_the_brokers() -> bool:
