@@ -46,8 +46,9 @@ async def describe_topic_settings(admin: AIOKafkaAdminClient, names: list[str]) 
     for response in responses:
         for resource in response.resources:
             # (error_code, error_message, resource_type, resource_name, configs)
-            name, configs = resource[3], resource[4]
-            settings[name]["config"] = {entry[0]: entry[1] for entry in configs}
+            error_code, name, configs = resource[0], resource[3], resource[4]
+            if error_code == 0 and name in settings:
+                settings[name]["config"] = {entry[0]: entry[1] for entry in configs}
     return settings
 
 
@@ -102,7 +103,10 @@ async def _describe_when_visible(admin: AIOKafkaAdminClient, names: list[str]) -
     deadline = time.monotonic() + 30
     while True:
         settings = await describe_topic_settings(admin, names)
-        if all(settings.get(n, {}).get("partitions") for n in names) or time.monotonic() > deadline:
+        # A broker that has not caught up describes a new topic with no partitions, or with no
+        # configs (an error for that resource): either is "not yet", never a mismatch.
+        visible = all(settings.get(n, {}).get("partitions") and settings[n]["config"] for n in names)
+        if visible or time.monotonic() > deadline:
             return settings
         await asyncio.sleep(0.5)
 
