@@ -50,30 +50,55 @@ def relay_main(settings: ServiceSettings) -> None:
     run_until_signalled(main)
 
 
+HandlerWiring = Callable[[async_sessionmaker[AsyncSession]], Mapping[str, Handler]]
+
+
+async def run_worker(
+    settings: ServiceSettings,
+    build_handlers: HandlerWiring,
+    topics: Sequence[str],
+    stop: asyncio.Event,
+    *,
+    background: Sequence[BackgroundLoop] = (),
+    lock_batch: BatchLocker | None = None,
+) -> None:
+    """A worker process's loops on one database pool: the event worker, and `background` loops beside
+    it. `build_handlers` wires the handlers once the session factory exists, before any background
+    loop starts, so a loop may use what it wired (payment's executor, which its handlers wake).
+    A loop that ends on its own (a failure) sets `stop`, so the others wind down as on SIGTERM
+    (records in hand finished, offsets committed); then its failure is raised, and the process exits
+    non-zero for its supervisor to restart it."""
+    await ensure_topics(settings.kafka_bootstrap_servers)
+    engine = create_engine(settings, role="worker")
+    sessions = create_session_factory(engine)
+    try:
+        worker = EventWorker(settings, sessions, build_handlers(sessions), topics, lock_batch)
+        loops = [worker.run(stop), *(loop(sessions, stop) for loop in background)]
+        tasks = [asyncio.create_task(_stopping_all_at_its_end(loop, stop)) for loop in loops]
+        await asyncio.wait(tasks)  # every loop wound down, however each ended
+        for task in tasks:
+            task.result()
+    finally:
+        await engine.dispose()
+
+
+async def _stopping_all_at_its_end(loop: Awaitable[None], stop: asyncio.Event) -> None:
+    try:
+        await loop
+    finally:
+        stop.set()
+
+
 def worker_main(
     settings: ServiceSettings,
-    build_handlers: Callable[[async_sessionmaker[AsyncSession]], Mapping[str, Handler]],
+    build_handlers: HandlerWiring,
     topics: Sequence[str],
     background: Sequence[BackgroundLoop] = (),
     lock_batch: BatchLocker | None = None,
 ) -> None:
-    """`build_handlers` wires the service's handlers to their adapters once the session factory exists;
-    `background` loops run beside the event worker on the same session factory; `lock_batch` takes a
-    batch's locks up front (see EventWorker)."""
+    """The worker process: logging, metrics, and `run_worker` until SIGTERM."""
     configure_logging(settings.service_name, "worker", level=settings.log_level, fmt=settings.log_format)
     serve_metrics(settings.worker_metrics_port)
-
-    async def main(stop: asyncio.Event) -> None:
-        await ensure_topics(settings.kafka_bootstrap_servers)
-        engine = create_engine(settings, role="worker")
-        sessions = create_session_factory(engine)
-        try:
-            async with asyncio.TaskGroup() as tasks:
-                worker = EventWorker(settings, sessions, build_handlers(sessions), topics, lock_batch)
-                tasks.create_task(worker.run(stop))
-                for loop in background:
-                    tasks.create_task(loop(sessions, stop))
-        finally:
-            await engine.dispose()
-
-    run_until_signalled(main)
+    run_until_signalled(
+        lambda stop: run_worker(settings, build_handlers, topics, stop, background=background, lock_batch=lock_batch)
+    )

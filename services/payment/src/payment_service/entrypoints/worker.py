@@ -11,15 +11,12 @@ stops and its supervisor restarts it.
 """
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Mapping
 
-from shared.consumer.worker import EventWorker
-from shared.db import create_engine, create_session_factory
+from shared.consumer.worker import Handler
 from shared.events.topics import INVENTORY_EVENTS, ORDER_EVENTS
-from shared.kafka.provisioning import ensure_topics
-from shared.logging import configure_logging
-from shared.metrics import serve_metrics
-from shared.runtime import run_until_signalled
+from shared.runtime import BackgroundLoop, HandlerWiring, run_worker, worker_main
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from payment_service.bootstrap import build_gateway, build_handlers
 from payment_service.settings import Settings
@@ -29,32 +26,27 @@ from .executor import GatewayExecutor
 TOPICS = (ORDER_EVENTS, INVENTORY_EVENTS)
 
 
+def wiring(settings: Settings) -> tuple[HandlerWiring, list[BackgroundLoop]]:
+    """The handlers and the executor they wake. The executor needs the session factory, which exists
+    when the handlers are wired, before the background loops start."""
+    built: list[GatewayExecutor] = []
+
+    def handlers(sessions: async_sessionmaker[AsyncSession]) -> Mapping[str, Handler]:
+        built.append(GatewayExecutor(settings, sessions, build_gateway(settings)))
+        return build_handlers(settings.gateway, built[0].wake)
+
+    async def execute(_sessions: async_sessionmaker[AsyncSession], stop: asyncio.Event) -> None:
+        await built[0].run(stop)
+
+    return handlers, [execute]
+
+
 async def run(settings: Settings, stop: asyncio.Event) -> None:
-    await ensure_topics(settings.kafka_bootstrap_servers)
-    engine = create_engine(settings, role="worker")
-    sessions = create_session_factory(engine)
-    executor = GatewayExecutor(settings, sessions, build_gateway(settings))
-    worker = EventWorker(settings, sessions, build_handlers(settings.gateway, executor.wake), TOPICS)
-    try:
-        loops = [
-            asyncio.create_task(_stopping_all_at_its_end(loop, stop)) for loop in (worker.run(stop), executor.run(stop))
-        ]
-        await asyncio.wait(loops)  # both wound down, however each ended
-        for loop in loops:
-            loop.result()  # a failure makes the process exit non-zero
-    finally:
-        await engine.dispose()
-
-
-async def _stopping_all_at_its_end(loop: Awaitable[None], stop: asyncio.Event) -> None:
-    try:
-        await loop
-    finally:
-        stop.set()  # a loop that ended on its own (a failure) winds the other one down too
+    handlers, background = wiring(settings)
+    await run_worker(settings, handlers, TOPICS, stop, background=background)
 
 
 def main() -> None:
     settings = Settings()
-    configure_logging(settings.service_name, "worker", level=settings.log_level, fmt=settings.log_format)
-    serve_metrics(settings.worker_metrics_port)
-    run_until_signalled(lambda stop: run(settings, stop))
+    handlers, background = wiring(settings)
+    worker_main(settings, handlers, TOPICS, background=background)
