@@ -6,12 +6,12 @@ serves Prometheus metrics on its own port.
 
 import asyncio
 import signal
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import uvloop
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.consumer.worker import BatchLocker, EventWorker, Handler
+from shared.consumer.worker import Consumption, EventWorker
 from shared.db import asyncpg_dsn, create_engine, create_session_factory
 from shared.kafka.provisioning import ensure_topics
 from shared.logging import configure_logging, get_logger
@@ -50,7 +50,8 @@ def relay_main(settings: ServiceSettings) -> None:
     run_until_signalled(main)
 
 
-HandlerWiring = Callable[[async_sessionmaker[AsyncSession]], Mapping[str, Handler]]
+# Builds the service's handlers and unit of work once the process's session factory exists.
+HandlerWiring = Callable[[async_sessionmaker[AsyncSession]], Consumption]
 
 
 async def run_worker(
@@ -60,7 +61,6 @@ async def run_worker(
     stop: asyncio.Event,
     *,
     background: Sequence[BackgroundLoop] = (),
-    lock_batch: BatchLocker | None = None,
 ) -> None:
     """A worker process's loops on one database pool: the event worker, and `background` loops beside
     it. `build_handlers` wires the handlers once the session factory exists, before any background
@@ -72,7 +72,7 @@ async def run_worker(
     engine = create_engine(settings, role="worker")
     sessions = create_session_factory(engine)
     try:
-        worker = EventWorker(settings, sessions, build_handlers(sessions), topics, lock_batch)
+        worker = EventWorker(settings, sessions, build_handlers(sessions), topics)
         loops = [worker.run(stop), *(loop(sessions, stop) for loop in background)]
         tasks = [asyncio.create_task(_stopping_all_at_its_end(loop, stop)) for loop in loops]
         await asyncio.wait(tasks)  # every loop wound down, however each ended
@@ -94,11 +94,8 @@ def worker_main(
     build_handlers: HandlerWiring,
     topics: Sequence[str],
     background: Sequence[BackgroundLoop] = (),
-    lock_batch: BatchLocker | None = None,
 ) -> None:
     """The worker process: logging, metrics, and `run_worker` until SIGTERM."""
     configure_logging(settings.service_name, "worker", level=settings.log_level, fmt=settings.log_format)
     serve_metrics(settings.worker_metrics_port)
-    run_until_signalled(
-        lambda stop: run_worker(settings, build_handlers, topics, stop, background=background, lock_batch=lock_batch)
-    )
+    run_until_signalled(lambda stop: run_worker(settings, build_handlers, topics, stop, background=background))

@@ -76,8 +76,11 @@ class ServiceSettings(BaseSettings):
     # offset committed; past that, the partition moves on and its next owner redelivers the record.
     # Below max_poll_interval_ms, which is also how long the group waits for members to rejoin.
     consumer_handoff_grace_s: float = 10.0
-    # Records of one partition handled in one transaction (1: one transaction per record).
-    consumer_max_batch_size: int = 100
+    # Records handled in one transaction, the batches of every partition's lane together (1: one
+    # transaction per record), and how many such transactions a worker runs at a time: a record that
+    # is slow (waiting on a row lock) holds the records grouped with it, but not the other slots.
+    consumer_max_batch_size: int = 500
+    consumer_transactions_in_flight: int = 2
 
     @model_validator(mode="after")
     def _no_development_passwords_in_production(self) -> "ServiceSettings":

@@ -19,10 +19,10 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 from prometheus_client import REGISTRY
+from shared.consumer import SessionBatch
 from shared.events.base import Envelope
 from shared.events.codec import encode
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
 
 T = TypeVar("T")
 
@@ -54,9 +54,9 @@ APPLY_EFFECT = text(
 )
 
 
-async def apply_effect(session: AsyncSession, envelope: Envelope) -> None:
+async def apply_effect(batch: SessionBatch, envelope: Envelope) -> None:
     """The handler of the worker tests: the effect of an event, in the worker's transaction."""
-    await session.execute(APPLY_EFFECT, {"event_id": envelope.event_id, "key": envelope.key})
+    await batch.session.execute(APPLY_EFFECT, {"event_id": envelope.event_id, "key": envelope.key})
 
 
 def unique(prefix: str) -> str:

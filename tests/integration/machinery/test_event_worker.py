@@ -273,7 +273,8 @@ async def test_a_worker_stopped_mid_stream_commits_what_it_finished_and_leaves_t
     start = await kafka.end_offsets(INVENTORY_EVENTS)
     records = await published_records(kafka, publish, start, *events)
     (tp,) = {(r.topic, r.partition) for r in records}
-    settings = make_settings()
+    # The transaction in hand is finished on a stop: with 5 records per transaction, the 10th ends one.
+    settings = make_settings(consumer_max_batch_size=5)
     await kafka.place_group(settings.group_id, start)
     stop = asyncio.Event()
     finished = []

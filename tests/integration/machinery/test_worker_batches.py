@@ -30,10 +30,10 @@ class Recording:
         self.fails_for = fails_for
         self.calls: list[tuple[uuid.UUID, int]] = []  # (event id, transaction id), in call order
 
-    async def __call__(self, session, envelope: Envelope) -> None:
-        txid = (await session.execute(text("SELECT txid_current()"))).scalar()
+    async def __call__(self, batch, envelope: Envelope) -> None:
+        txid = (await batch.session.execute(text("SELECT txid_current()"))).scalar()
         self.calls.append((envelope.event_id, txid))
-        await apply_effect(session, envelope)
+        await apply_effect(batch, envelope)
         if envelope.event_id in self.fails_for:
             raise RuntimeError(f"bad record {envelope.event_id}")
 
@@ -150,11 +150,11 @@ class Deadlocked:
     def __init__(self, times: int) -> None:
         self.left = times
 
-    async def __call__(self, session, envelope: Envelope) -> None:
+    async def __call__(self, batch, envelope: Envelope) -> None:
         if self.left > 0:
             self.left -= 1
-            await session.execute(text("DO $$ BEGIN RAISE EXCEPTION 'as if' USING ERRCODE = '40P01'; END $$"))
-        await apply_effect(session, envelope)
+            await batch.session.execute(text("DO $$ BEGIN RAISE EXCEPTION 'as if' USING ERRCODE = '40P01'; END $$"))
+        await apply_effect(batch, envelope)
 
 
 async def test_a_record_whose_transaction_keeps_losing_deadlocks_is_applied_once_and_never_dead_lettered(

@@ -1,18 +1,21 @@
 """What one worker transaction does: claim the events in processed_events (a conflict means the
-effect is already committed), run the handlers of the claimed ones, in order, then commit.
+effect is already committed), open the service's unit of work on the claimed events, run their
+handlers in order, flush the unit of work, commit.
 
-One record, or a batch of one partition's records: the batch claims all its events in one
-statement (`INSERT ... ON CONFLICT DO NOTHING RETURNING event_id`) and runs their handlers in one
-transaction; the worker handles a failed batch again one record at a time.
+The unit of work (a `Batch`) is how a batch stays cheap: the service's `open_batch` loads and locks,
+in a few set-based statements, everything the batch's events touch; the handlers then work on that
+state in memory (the domain's pure rules) and note what they change and emit; `flush` writes it back
+in a few set-based statements, whatever the batch's size. One record (the worker's fallback after a
+failed batch) is a batch of one.
 """
 
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from aiokafka.structs import ConsumerRecord
-from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -20,12 +23,62 @@ from shared.events.base import Envelope
 from shared.events.codec import InvalidRecord, UnknownEventType, decode
 from shared.logging import bind_context
 from shared.outbox.tables import processed_events
+from shared.outbox.writer import add_to_outbox
 
-Handler = Callable[[AsyncSession, Envelope], Awaitable[None]]
-# Takes, at the start of a batch's transaction, every row lock the batch's handlers will take, in the
-# service's one lock order: handlers that each lock in that order can still deadlock when several
-# run in one transaction (the first holds product B while the second wants A; another batch the reverse).
-BatchLocker = Callable[[AsyncSession, Sequence[Envelope]], Awaitable[None]]
+
+class Batch(Protocol):
+    """A service's unit of work for one worker transaction."""
+
+    async def flush(self) -> None:
+        """Write what the handlers changed and emitted (inside the transaction, before the commit)."""
+
+    def committed(self) -> None:
+        """Called once the transaction committed (e.g. to wake a loop that acts on the new rows)."""
+
+
+# The handlers' first argument is the service's Batch (typed loosely: each service has its own).
+Handler = Callable[[Any, Envelope], Awaitable[None]]
+# Opens the unit of work on the claimed events of a batch, in partition order: loads and locks what
+# they touch, in the service's one lock order, so two batches never wait on each other in a cycle.
+BatchOpener = Callable[[AsyncSession, Sequence[Envelope]], Awaitable[Batch]]
+
+
+class SessionBatch:
+    """The simplest unit of work, and the base of the services' own: the transaction's session, the
+    outbox rows the handlers emit (written in one statement at flush, in emission order), and
+    callbacks to run once committed."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self._outbox: list[Envelope] = []
+        self._on_commit: list[Callable[[], None]] = []
+
+    def emit(self, *envelopes: Envelope) -> None:
+        self._outbox.extend(envelopes)
+
+    def on_commit(self, callback: Callable[[], None]) -> None:
+        self._on_commit.append(callback)
+
+    async def flush(self) -> None:
+        outbox, self._outbox = self._outbox, []
+        await add_to_outbox(self.session, *outbox)
+
+    def committed(self) -> None:
+        for callback in self._on_commit:
+            callback()
+
+
+async def open_session_batch(session: AsyncSession, _envelopes: Sequence[Envelope]) -> Batch:
+    return SessionBatch(session)
+
+
+@dataclass(frozen=True)
+class Consumption:
+    """What a service's worker does with events: a handler per event type it reacts to, and the unit
+    of work they share in a transaction."""
+
+    handlers: Mapping[str, Handler]
+    open_batch: BatchOpener = open_session_batch
 
 
 @dataclass(frozen=True)
@@ -78,46 +131,54 @@ def decode_batch(records: list[ConsumerRecord], handlers: Mapping[str, Handler])
 
 
 async def apply_one(
-    sessions: async_sessionmaker[AsyncSession], consumer: str, envelope: Envelope, handler: Handler
+    sessions: async_sessionmaker[AsyncSession],
+    consumer: str,
+    envelope: Envelope,
+    handler: Handler,
+    open_batch: BatchOpener = open_session_batch,
 ) -> str:
-    async with sessions() as session, session.begin():
-        if not await _claim(session, consumer, [envelope.event_id]):
-            return "duplicate"
-        await handler(session, envelope)
+    async with sessions() as session:
+        async with session.begin():
+            if not await _claim(session, consumer, [envelope.event_id]):
+                return "duplicate"
+            batch = await open_batch(session, [envelope])
+            await handler(batch, envelope)
+            await batch.flush()
+        batch.committed()
     return "processed"
 
 
 async def apply_batch(
     sessions: async_sessionmaker[AsyncSession],
     consumer: str,
-    items: list[BatchItem],
-    stopping: Callable[[], bool],
-    lock_batch: BatchLocker | None = None,
+    items: Sequence[BatchItem],
+    open_batch: BatchOpener = open_session_batch,
 ) -> list[Applied]:
-    """Handle the items in one transaction; once `stopping()`, after the record in hand, commit what
-    is done and give back the claims of the rest. Raises BatchFailed (the transaction rolled back)."""
+    """Handle the items in one transaction, in order. Raises BatchFailed (the transaction rolled back)."""
     applied: list[Applied] = []
     current: int | None = None
     try:
-        async with sessions() as session, session.begin():
-            claimed = await _claim(session, consumer, [i.envelope.event_id for i in items if i.envelope and i.handler])
-            if lock_batch is not None and claimed:
-                await lock_batch(session, [i.envelope for i in items if i.envelope and i.envelope.event_id in claimed])
-            for index, item in enumerate(items):
-                if index and stopping():
-                    break
-                current = index
-                applied.append(await _apply_item(session, item, claimed))
-            current = None
-            if claimed:  # stopped part-way: these records were not handled
-                await session.execute(
-                    delete(processed_events).where(
-                        processed_events.c.consumer == consumer, processed_events.c.event_id.in_(claimed)
-                    )
-                )
+        async with sessions() as session:
+            async with session.begin():
+                claimed = await _claim(session, consumer, [i.envelope.event_id for i in items if _handled(i)])
+                batch = await open_batch(session, [i.envelope for i in items if _handled(i) and _in(i, claimed)])
+                for index, item in enumerate(items):
+                    current = index
+                    applied.append(await _apply_item(batch, item, claimed))
+                current = None
+                await batch.flush()
+            batch.committed()
     except Exception as exc:
         raise BatchFailed(current, exc) from exc
     return applied
+
+
+def _handled(item: BatchItem) -> bool:
+    return item.envelope is not None and item.handler is not None
+
+
+def _in(item: BatchItem, claimed: set[uuid.UUID]) -> bool:
+    return item.envelope is not None and item.envelope.event_id in claimed
 
 
 async def _claim(session: AsyncSession, consumer: str, event_ids: list[uuid.UUID]) -> set[uuid.UUID]:
@@ -133,7 +194,7 @@ async def _claim(session: AsyncSession, consumer: str, event_ids: list[uuid.UUID
     return set(inserted.scalars())
 
 
-async def _apply_item(session: AsyncSession, item: BatchItem, claimed: set[uuid.UUID]) -> Applied:
+async def _apply_item(batch: Batch, item: BatchItem, claimed: set[uuid.UUID]) -> Applied:
     if item.envelope is None or item.handler is None:
         return Applied(item, "skipped", 0.0)  # an unknown event type, or one this service ignores
     if item.envelope.event_id not in claimed:
@@ -141,5 +202,5 @@ async def _apply_item(session: AsyncSession, item: BatchItem, claimed: set[uuid.
     claimed.discard(item.envelope.event_id)
     bind_log_context(item.envelope)
     started = time.perf_counter()
-    await item.handler(session, item.envelope)
+    await item.handler(batch, item.envelope)
     return Applied(item, "processed", time.perf_counter() - started)

@@ -1,12 +1,14 @@
 """The event worker: one poll loop, shared by every service, around the service's handlers.
 
-Per record, or per batch of one partition's records, one transaction (transaction.py): claim the
-events in processed_events (a conflict means the effect is already committed: skip), run the
-handlers (state change plus outbox rows), commit. The Kafka offset is committed only after that.
+Per batch of records, one transaction (transaction.py): claim the events in processed_events (a
+conflict means the effect is already committed: skip), open the service's unit of work, run the
+handlers (state change plus outbox rows), flush, commit. The Kafka offset is committed only after.
 
 Each assigned partition has a lane (lane.py): a task that handles its records strictly in order,
 fed by the poll loop, which never waits for a handler. So partitions progress independently, and
-the consumer polls (and keeps its group membership) however long one record takes. Finished offsets
+the consumer polls (and keeps its group membership) however long one record takes. The lanes'
+batches meet in one transaction at a time (grouping.py), so its fixed costs are shared by every
+partition's records; a batch that fails is handled again one record at a time, in its own lane. Finished offsets
 are committed every `consumer_commit_interval_ms`, from the poll loop, and when partitions are
 revoked or the worker stops, after the records in hand.
 """
@@ -28,14 +30,16 @@ from shared.outage import is_database_outage
 from shared.settings import ServiceSettings
 
 from .dead_letter import dead_letter_for
+from .grouping import GroupedTransactions
 from .lane import PartitionLane
 from .offsets import PendingOffsets
 from .purge import purge_processed_events
 from .retry import NonRetryableError, backoff_seconds, conflict_backoff_seconds, is_concurrency_conflict
 from .transaction import (
+    Applied,
     BatchFailed,
     BatchItem,
-    BatchLocker,
+    Consumption,
     Handler,
     apply_batch,
     apply_one,
@@ -45,7 +49,7 @@ from .transaction import (
 
 log = get_logger(__name__)
 
-__all__ = ["BatchLocker", "EventWorker", "Handler"]
+__all__ = ["Consumption", "EventWorker", "Handler"]
 
 
 class EventWorker:
@@ -53,14 +57,14 @@ class EventWorker:
         self,
         settings: ServiceSettings,
         session_factory: async_sessionmaker[AsyncSession],
-        handlers: Mapping[str, Handler],
+        handlers: Mapping[str, Handler] | Consumption,
         topics: Sequence[str],
-        lock_batch: BatchLocker | None = None,
     ) -> None:
+        consumption = handlers if isinstance(handlers, Consumption) else Consumption(handlers)
         self._settings = settings
-        self._lock_batch = lock_batch
+        self._open_batch = consumption.open_batch
         self._sessions = session_factory
-        self._handlers = dict(handlers)
+        self._handlers = dict(consumption.handlers)
         self._topics = list(topics)
         self._service = settings.service_name
         self._consumer_name = settings.group_id
@@ -76,6 +80,11 @@ class EventWorker:
         producer = AIOKafkaProducer(**self._settings.producer_config())
         self._consumer, self._producer = consumer, producer
         self._stop = stop
+        self._grouped = GroupedTransactions(
+            self._apply_group,
+            max_records=self._settings.consumer_max_batch_size,
+            in_flight=self._settings.consumer_transactions_in_flight,
+        )
         await producer.start()
         await consumer.start()
         consumer.subscribe(self._topics, listener=_HandOverOnRebalance(self))
@@ -95,6 +104,7 @@ class EventWorker:
                     await consumer.stop()  # leaves the group, so partitions move on at once
                 finally:
                     await producer.stop()
+                    await self._grouped.close()
                     for leftover in self._leftovers:
                         leftover.cancel()
                     await asyncio.gather(*self._leftovers, return_exceptions=True)
@@ -173,19 +183,20 @@ class EventWorker:
         self._offsets.committed(offsets)
 
     async def handle_batch(self, records: list[ConsumerRecord], lane: PartitionLane) -> None:
-        """Handle a partition's records in order, up to `consumer_max_batch_size` in one transaction.
-        A batch that fails is handled again one record at a time (its transaction rolled back), so a
-        bad record neither loses nor reorders the others and gets its retries and dead letter."""
+        """Handle a partition's records in order, in transactions shared with the other lanes' batches
+        (at most `consumer_max_batch_size` records each). A batch that fails is handled again one
+        record at a time (its transaction rolled back), so a bad record neither loses nor reorders
+        the others and gets its retries and dead letter."""
         size = self._settings.consumer_max_batch_size
         for start in range(0, len(records), size):
             if lane.stopping:
                 return  # the rest is fetched again by whoever owns the partition next
             chunk = records[start : start + size]
             failure: BatchFailed | None = None
-            items = decode_batch(chunk, self._handlers) if len(chunk) > 1 else None
+            items = decode_batch(chunk, self._handlers)
             if items is not None:
                 try:
-                    await self._apply_batch(items, lane)
+                    self._finish(await self._grouped.apply(items), lane)
                     continue
                 except BatchFailed as failed:
                     failure = failed
@@ -198,8 +209,10 @@ class EventWorker:
                 if await self.handle(record, lane, first_failure=first_failure):
                     lane.finished(record)
 
-    async def _apply_batch(self, items: list[BatchItem], lane: PartitionLane) -> None:
-        applied = await apply_batch(self._sessions, self._consumer_name, items, lambda: lane.stopping, self._lock_batch)
+    async def _apply_group(self, items: Sequence[BatchItem]) -> list[Applied]:
+        return await apply_batch(self._sessions, self._consumer_name, items, self._open_batch)
+
+    def _finish(self, applied: list[Applied], lane: PartitionLane) -> None:
         for done in applied:
             if done.outcome == "processed":
                 HANDLE_SECONDS.labels(self._service, done.item.event_type).observe(done.seconds)
@@ -240,7 +253,7 @@ class EventWorker:
                 if first_failure is not None:
                     failure, first_failure = first_failure, None
                     raise failure
-                outcome = await apply_one(self._sessions, self._consumer_name, envelope, handler)
+                outcome = await apply_one(self._sessions, self._consumer_name, envelope, handler, self._open_batch)
             except NonRetryableError as exc:
                 await self._dead_letter(record, exc, envelope.event_type)
                 return True
