@@ -3,13 +3,14 @@ SHELL := /bin/bash
 PYTEST := .venv/bin/pytest
 STACK := bash infra/scripts/stack.sh
 
-.PHONY: help install up up-infra down status logs run demo test test-unit test-integration test-e2e \
+.PHONY: help install up up-infra down status logs scale-out scale-in run demo test test-unit test-integration test-e2e \
         bench lint kafka-tool psql schemas
 
 help:
 	@echo "make run               install, start everything, place demo orders, follow the logs (Ctrl-C stops)"
 	@echo "make test              install, start what tests need, run every test"
 	@echo "make up | down | status start in the background / stop / show what runs where"
+	@echo "make scale-out | scale-in   a second worker and a standby relay per service / stop them"
 	@echo "make test-unit | test-integration | test-e2e   one test layer"
 	@echo "make bench             relay throughput vs a plain producer; the saga under open-loop load"
 	@echo "make kafka-tool ARGS='topics --describe --topic order-events'   Kafka's own CLI tools"
@@ -33,6 +34,12 @@ status:
 
 logs:
 	@$(STACK) logs
+
+scale-out: up
+	@$(STACK) scale-out
+
+scale-in:
+	@$(STACK) scale-in
 
 demo:
 	@.venv/bin/python infra/scripts/demo.py

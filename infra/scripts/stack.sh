@@ -7,6 +7,7 @@
 #   stack.sh down      stop services, brokers and Postgres
 #   stack.sh status    what runs where: ports, pids, health
 #   stack.sh logs      follow every process's log
+#   stack.sh scale-out a second worker and a standby relay per service (scale-in stops them)
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -64,7 +65,7 @@ up() {
 down() {
   if supervisor_running; then
     echo "stack: stopping services, then brokers"
-    "${CTL[@]}" stop services:* >/dev/null || true
+    "${CTL[@]}" stop scale-out:* services:* >/dev/null || true
     "${CTL[@]}" stop kafka:* >/dev/null || true
     "${CTL[@]}" shutdown >/dev/null || true
     for _ in $(seq 1 60); do [ -S .run/supervisor.sock ] && [ -f .run/supervisord.pid ] && sleep 0.5 || break; done
@@ -92,11 +93,24 @@ status() {
 
 logs() { tail -n 20 -F .run/logs/*.log; }
 
+scale_out() {
+  supervisor_running || { echo "stack: not running; make up first" >&2; exit 1; }
+  "${CTL[@]}" update scale-out >/dev/null  # a supervisord started before this group existed
+  "${CTL[@]}" start scale-out:* | grep -v 'already started' || true
+  "$PY" infra/scripts/wait_ready.py
+}
+
+scale_in() {
+  supervisor_running && "${CTL[@]}" stop scale-out:* >/dev/null || true
+}
+
 case "${1:-}" in
   up) up ;;
   up-infra) up_infra ;;
   down) down ;;
   status) status ;;
   logs) logs ;;
+  scale-out) scale_out ;;
+  scale-in) scale_in ;;
   *) sed -n '2,10p' "$0" >&2; exit 2 ;;
 esac

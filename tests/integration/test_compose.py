@@ -99,14 +99,24 @@ def depends_on(service: dict) -> dict[str, str]:
     return {name: spec["condition"] for name, spec in service.get("depends_on", {}).items()}
 
 
-def supervisor_programs() -> dict[str, str]:
-    """Program name -> command of every process in infra/supervisord.conf."""
+def supervisord_conf() -> configparser.RawConfigParser:
     config = configparser.RawConfigParser()
     config.read_string(read("infra/supervisord.conf"))
+    return config
+
+
+def scaled_out_programs() -> set[str]:
+    """The second instances `make scale-out` starts (compose: `docker compose up --scale <name>=2`)."""
+    return set(supervisord_conf()["group:scale-out"]["programs"].split(","))
+
+
+def supervisor_programs() -> dict[str, str]:
+    """Program name -> command of every process of the stack in infra/supervisord.conf."""
+    config = supervisord_conf()
     return {
         section.removeprefix("program:"): config[section]["command"]
         for section in config.sections()
-        if section.startswith("program:")
+        if section.startswith("program:") and section.removeprefix("program:") not in scaled_out_programs()
     }
 
 
@@ -254,6 +264,23 @@ def test_every_process_of_supervisord_conf_is_a_compose_service_with_the_same_co
             assert command_of(services[program]) == [PurePosixPath(command).name]
     service_processes = {name for name in services if name.rsplit("-", 1)[-1] in ROLES}
     assert service_processes == {p for p in programs if not p.startswith("kafka-")}
+
+
+def test_each_scaled_out_process_is_a_second_instance_of_a_compose_service_that_compose_can_scale(services):
+    config = supervisord_conf()
+    scaled = scaled_out_programs()
+
+    assert scaled == {f"{svc}-{role}-2" for svc in SERVICES for role in ("relay", "worker")}
+    for program in scaled:
+        first = program.removesuffix("-2")
+        assert config[f"program:{program}"]["command"] == config[f"program:{first}"]["command"]
+        # `--scale` refuses a fixed container name or a published host port.
+        assert "container_name" not in services[first] and "ports" not in services[first]
+        # Its metrics port must differ from the first instance's on the one host of the local stack.
+        svc, role = first.split("-")
+        assert f'{svc.upper()}_{role.upper()}_METRICS_PORT="{METRICS_PORTS[svc][role] + 2}"' in (
+            config[f"program:{program}"]["environment"]
+        )
 
 
 @pytest.mark.parametrize("svc", SERVICES)
