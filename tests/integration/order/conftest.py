@@ -4,7 +4,6 @@ fresh order ids, customers and keys and looks only at its own rows."""
 
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
 import httpx
 import pytest
@@ -12,6 +11,7 @@ from order_service.entrypoints.api import create_app
 from order_service.service_layer import handlers
 from order_service.service_layer.commands import Line, PlaceOrder
 from order_service.settings import Settings
+from shared.events import Envelope
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 
@@ -50,13 +50,23 @@ def place(sessions, customer) -> Callable[..., Awaitable[uuid.UUID]]:
     return run
 
 
-@pytest.fixture
-def in_transaction(sessions) -> Callable[..., Awaitable[Any]]:
-    """`await in_transaction(handler, *args)`: one unit of work, committed, as the worker runs it."""
+async def handle_in_one_transaction(sessions: async_sessionmaker[AsyncSession], *envelopes: Envelope) -> None:
+    """What the worker does with a batch of claimed events: open the unit of work on all of them,
+    run each one's handler in order, flush, commit."""
+    consumption = handlers.build_handlers()
+    async with sessions() as session, session.begin():
+        batch = await consumption.open_batch(session, envelopes)
+        for envelope in envelopes:
+            await consumption.handlers[envelope.event_type](batch, envelope)
+        await batch.flush()
 
-    async def run(handler: Callable[..., Awaitable[Any]], *args: Any) -> Any:
-        async with sessions() as session, session.begin():
-            return await handler(session, *args)
+
+@pytest.fixture
+def handle(sessions) -> Callable[..., Awaitable[None]]:
+    """`await handle(envelope, ...)`: the events handled in one worker transaction, committed."""
+
+    async def run(*envelopes: Envelope) -> None:
+        await handle_in_one_transaction(sessions, *envelopes)
 
     return run
 

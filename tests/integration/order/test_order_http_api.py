@@ -5,7 +5,6 @@ import uuid
 from datetime import datetime, timedelta
 
 import pytest
-from order_service.service_layer import handlers
 from shared.events import Envelope, PricedLine, StockReserved
 
 pytestmark = pytest.mark.infra
@@ -83,7 +82,7 @@ async def test_a_body_that_is_not_an_order_object_is_a_422(api, content, expecte
     assert expected in response.json()["detail"]
 
 
-async def test_the_audit_trail_lists_the_events_oldest_first_without_the_payment_token(api, customer, in_transaction):
+async def test_the_audit_trail_lists_the_events_oldest_first_without_the_payment_token(api, customer, handle):
     order_id = (await api.post("/orders", json=body(customer, ("SKU-1", 2)))).json()["order_id"]
     reserved = StockReserved(
         order_id=uuid.UUID(order_id),
@@ -91,7 +90,7 @@ async def test_the_audit_trail_lists_the_events_oldest_first_without_the_payment
         total_amount=900,
         currency="EUR",
     )
-    await in_transaction(handlers.on_stock_reserved, Envelope.new(reserved, source="inventory"))
+    await handle(Envelope.new(reserved, source="inventory"))
 
     events = (await api.get(f"/orders/{order_id}/events")).json()
 

@@ -59,8 +59,11 @@ async def place(sessions, customer: str = "it-rebuild") -> uuid.UUID:
 async def reserve(sessions, order_id: uuid.UUID) -> None:
     lines = (PricedLine(sku="SKU-1", quantity=2, unit_price=500),)
     event = StockReserved(order_id=order_id, items=lines, total_amount=1000, currency="EUR")
+    envelope = Envelope.new(event, source="inventory")
     async with sessions() as session, session.begin():
-        await handlers.on_stock_reserved(session, Envelope.new(event, source="inventory"))
+        batch = await handlers.open_batch(session, [envelope])
+        await handlers.on_stock_reserved(batch, envelope)
+        await batch.flush()
 
 
 async def three_orders(sessions) -> list[uuid.UUID]:

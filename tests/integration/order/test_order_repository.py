@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from order_service.adapters import event_store, projection
 from order_service.adapters.event_store import ConcurrencyConflict, StoredEvent
-from order_service.adapters.repository import OrderRepository
+from order_service.adapters.repository import OrderBatch, lock_orders
 from order_service.domain import Order, OrderNotCancellable, OrderStatus
 from order_service.service_layer import handlers, queries
 from order_service.service_layer.commands import CancelOrder
@@ -78,14 +78,14 @@ async def test_a_placed_order_is_its_event_its_projection_row_and_the_same_event
 
 
 async def test_the_saga_s_answers_move_the_order_and_each_new_event_names_its_cause(
-    sessions, place, in_transaction, outbox_events
+    sessions, place, handle, outbox_events
 ):
     order_id = await place(("SKU-1", 2))
     reservation, payment = reserved(order_id), paid(order_id)
 
-    await in_transaction(handlers.on_stock_reserved, reservation)
+    await handle(reservation)
     assert (await live(sessions, order_id)).status is OrderStatus.AWAITING_PAYMENT
-    await in_transaction(handlers.on_payment_processed, payment)
+    await handle(payment)
 
     row = await live(sessions, order_id)
     assert (row.status, row.total_amount, row.currency, row.version) == (OrderStatus.CONFIRMED, 2000, "EUR", 3)
@@ -98,15 +98,15 @@ async def test_the_saga_s_answers_move_the_order_and_each_new_event_names_its_ca
     assert {e.correlation_id for e in sent} == {str(order_id)}
 
 
-async def test_a_repeated_or_late_answer_records_nothing(sessions, place, in_transaction, outbox_events):
+async def test_a_repeated_or_late_answer_records_nothing(sessions, place, handle, outbox_events):
     order_id = await place()
-    await in_transaction(handlers.on_stock_reserved, reserved(order_id, quantity=1))
-    await in_transaction(handlers.on_payment_processed, paid(order_id, amount=1000))
+    await handle(reserved(order_id, quantity=1))
+    await handle(paid(order_id, amount=1000))
 
-    await in_transaction(handlers.on_stock_reserved, reserved(order_id, quantity=1))  # redelivered, new event id
-    await in_transaction(handlers.on_payment_processed, paid(order_id, amount=1000))
+    await handle(reserved(order_id, quantity=1))  # redelivered, new event id
+    await handle(paid(order_id, amount=1000))
     failed = PaymentFailed(order_id=order_id, amount=1000, currency="EUR", reason="card_declined")
-    await in_transaction(handlers.on_payment_failed, Envelope.new(failed, source="payment"))
+    await handle(Envelope.new(failed, source="payment"))
 
     assert [e.event_type for e in await stored(sessions, order_id)] == [
         "OrderCreated",
@@ -116,26 +116,23 @@ async def test_a_repeated_or_late_answer_records_nothing(sessions, place, in_tra
     assert len(await outbox_events(order_id)) == 3
 
 
-async def test_a_failed_reservation_rejects_and_a_failed_payment_cancels(sessions, place, in_transaction):
+async def test_a_failed_reservation_rejects_and_a_failed_payment_cancels(sessions, place, handle):
     rejected_id, declined_id = await place(), await place()
     failure = ReservationFailure(sku="SKU-1", requested=1, available=0, reason="insufficient_stock")
-    await in_transaction(
-        handlers.on_stock_reservation_failed,
-        from_inventory(StockReservationFailed(order_id=rejected_id, failures=(failure,))),
-    )
-    await in_transaction(handlers.on_stock_reserved, reserved(declined_id, quantity=1))
+    await handle(from_inventory(StockReservationFailed(order_id=rejected_id, failures=(failure,))))
+    await handle(reserved(declined_id, quantity=1))
     failed = PaymentFailed(order_id=declined_id, amount=1000, currency="EUR", reason="card_declined")
-    await in_transaction(handlers.on_payment_failed, Envelope.new(failed, source="payment"))
+    await handle(Envelope.new(failed, source="payment"))
 
     rejected, declined = await live(sessions, rejected_id), await live(sessions, declined_id)
     assert rejected.status is OrderStatus.REJECTED and "SKU-1" in rejected.rejection_reason
     assert (declined.status, declined.cancellation_reason) == (OrderStatus.CANCELLED, "payment_failed")
 
 
-async def test_an_answer_about_an_unknown_order_is_acknowledged_without_a_trace(sessions, in_transaction):
+async def test_an_answer_about_an_unknown_order_is_acknowledged_without_a_trace(sessions, handle):
     order_id = uuid.uuid4()
 
-    await in_transaction(handlers.on_stock_reserved, reserved(order_id))
+    await handle(reserved(order_id))
 
     assert await stored(sessions, order_id) == []
     assert await live(sessions, order_id) is None
@@ -147,17 +144,21 @@ async def test_appending_a_version_another_writer_appended_first_is_a_concurrenc
         # The first writer locks the order, which also holds off the running saga's own worker
         # (the order is live: its OrderCreated was published). The second loads the same version
         # without the lock, as a writer that forgot it would.
-        locked = await OrderRepository(first).get_for_update(order_id)
+        locked = await lock_orders(first, [order_id])
+        unlocked = OrderBatch(second)
         history = await event_store.history(second, order_id)
-        orders = [locked, Order.from_history(event_store.recorded_history(history))]
+        orders = [locked.get(order_id), Order.from_history(event_store.recorded_history(history))]
         assert orders[0].version == orders[1].version
-        for order in orders:
+        for batch, order in zip([locked, unlocked], orders, strict=True):
             order.cancel(utc_now())
-        await OrderRepository(first).save(orders[0])
+            batch.record(order)
+        await locked.flush()
         await first.commit()
-        with pytest.raises(ConcurrencyConflict):
-            await OrderRepository(second).save(orders[1])
+        with pytest.raises(ConcurrencyConflict) as conflict:
+            await unlocked.flush()
         await second.rollback()
+
+    assert conflict.value.order_id == order_id
 
     versions = [e.version for e in await stored(sessions, order_id)]
     assert versions == list(range(1, len(versions) + 1))
@@ -193,9 +194,9 @@ async def test_an_idempotency_key_creates_one_order_however_many_times_it_is_sen
     assert len(await stored(sessions, order_ids[0])) == 1
 
 
-async def test_time_travel_folds_the_store_up_to_a_version_or_a_moment(sessions, place, in_transaction):
+async def test_time_travel_folds_the_store_up_to_a_version_or_a_moment(sessions, place, handle):
     order_id = await place(("SKU-1", 2))
-    await in_transaction(handlers.on_stock_reserved, reserved(order_id))
+    await handle(reserved(order_id))
     events = await stored(sessions, order_id)
 
     async with sessions() as session:

@@ -38,7 +38,7 @@ def placed_long_ago(sessions, customer):
         (recorded,) = order.pending_events
         async with sessions() as session, session.begin():
             await event_store.append(session, [event_store.stored_event(recorded, envelope_for(recorded, None))])
-            await projection.insert_new(session, projection.project(order))
+            await projection.insert_many(session, [projection.project(order)])
         return order.order_id
 
     return place
@@ -75,15 +75,15 @@ async def test_an_order_nobody_answers_is_cancelled_by_one_sweep_as_a_saga_timeo
 
 
 async def test_orders_within_their_deadline_or_already_ended_are_left_alone(
-    sessions, placed_long_ago, in_transaction, outbox_events
+    sessions, placed_long_ago, handle, outbox_events
 ):
     not_yet_due = await placed_long_ago(at=SWEPT_AT - DEADLINE / 2)
     confirmed = await placed_long_ago()
     line = PricedLine(sku="SKU-1", quantity=1, unit_price=500)
     reserved = StockReserved(order_id=confirmed, items=(line,), total_amount=500, currency="EUR")
     paid = PaymentProcessed(order_id=confirmed, payment_id=uuid.uuid4(), amount=500, currency="EUR")
-    await in_transaction(handlers.on_stock_reserved, Envelope.new(reserved, source="inventory"))
-    await in_transaction(handlers.on_payment_processed, Envelope.new(paid, source="payment"))
+    await handle(Envelope.new(reserved, source="inventory"))
+    await handle(Envelope.new(paid, source="payment"))
 
     timed_out = await sweep(sessions)
 
@@ -109,7 +109,7 @@ async def test_an_order_whose_row_another_transaction_holds_is_skipped_not_waite
     order_id = await placed_long_ago()
 
     async with sessions() as holder, holder.begin():
-        await projection.lock(holder, order_id)  # a worker handling a saga event of this order
+        await projection.lock(holder, [order_id])  # a worker handling a saga event of this order
         skipped = await asyncio.wait_for(sweep(sessions), timeout=10)
 
     assert order_id not in skipped

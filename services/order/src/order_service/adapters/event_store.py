@@ -1,6 +1,6 @@
 """The event store: each order's events, appended in version order, read back to fold the order."""
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -66,7 +66,8 @@ def stored_event(recorded: RecordedEvent, envelope: Envelope) -> StoredEvent:
 
 
 async def append(session: AsyncSession, events: Sequence[StoredEvent]) -> None:
-    """Append new events; raises ConcurrencyConflict if one of their versions is already taken."""
+    """Append new events, of any number of orders, in one statement; raises ConcurrencyConflict if
+    one of their versions is already taken (the whole statement fails: nothing is appended)."""
     if not events:
         return
     rows = [
@@ -84,17 +85,30 @@ async def append(session: AsyncSession, events: Sequence[StoredEvent]) -> None:
     try:
         await session.execute(insert(order_events), rows)
     except IntegrityError as error:
-        if _is_version_taken(error):
-            raise ConcurrencyConflict(events[0].order_id) from error
+        taken = _order_whose_version_is_taken(error, events)
+        if taken is not None:
+            raise ConcurrencyConflict(taken) from error
         raise
 
 
 async def history(session: AsyncSession, order_id: UUID) -> list[StoredEvent]:
     """The order's events, oldest first (empty for an unknown order)."""
+    return (await histories(session, [order_id])).get(order_id, [])
+
+
+async def histories(session: AsyncSession, order_ids: Collection[UUID]) -> dict[UUID, list[StoredEvent]]:
+    """The orders' events, oldest first, in one statement; unknown orders are absent."""
+    if not order_ids:
+        return {}
     result = await session.execute(
-        select(order_events).where(order_events.c.order_id == order_id).order_by(order_events.c.version)
+        select(order_events)
+        .where(order_events.c.order_id.in_(sorted(set(order_ids))))
+        .order_by(order_events.c.order_id, order_events.c.version)
     )
-    return [StoredEvent(**row) for row in result.mappings()]
+    found: dict[UUID, list[StoredEvent]] = {}
+    for row in result.mappings():
+        found.setdefault(row["order_id"], []).append(StoredEvent(**row))
+    return found
 
 
 async def all_histories(session: AsyncSession, batch_size: int = 5000) -> AsyncIterator[list[StoredEvent]]:
@@ -119,9 +133,14 @@ def recorded_history(events: Iterable[StoredEvent]) -> list[RecordedEvent]:
     return [event.recorded() for event in events]
 
 
-def _is_version_taken(error: IntegrityError) -> bool:
-    # asyncpg's exception (the adapted one's cause) names the violated constraint.
+def _order_whose_version_is_taken(error: IntegrityError, events: Sequence[StoredEvent]) -> UUID | None:
+    """The order of the taken version if `error` is the version check's; None if it is another."""
+    # asyncpg's exception (the adapted one's cause) names the violated constraint, and its detail
+    # the key: "Key (order_id, version)=(<uuid>, <n>) already exists."
     cause = getattr(error.orig, "__cause__", None)
-    return getattr(error.orig, "sqlstate", None) == UNIQUE_VIOLATION and (
-        getattr(cause, "constraint_name", None) == VERSION_CONSTRAINT
-    )
+    if getattr(error.orig, "sqlstate", None) != UNIQUE_VIOLATION:
+        return None
+    if getattr(cause, "constraint_name", None) != VERSION_CONSTRAINT:
+        return None
+    detail = str(getattr(cause, "detail", "") or "")
+    return next((e.order_id for e in events if str(e.order_id) in detail), events[0].order_id)

@@ -4,13 +4,13 @@
 rebuilds use it, so "the projection equals the fold" is checked against the same definition.
 """
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import delete, insert, select, text, tuple_, update
+from sqlalchemy import cast, column, delete, insert, select, text, tuple_, update, values
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from order_service.domain import AWAITING_AN_ANSWER, Order, OrderItem, OrderStatus
@@ -84,10 +84,19 @@ def from_row(row: Any) -> ProjectedOrder:
     return ProjectedOrder(**values)
 
 
-async def lock(session: AsyncSession, order_id: UUID) -> bool:
-    """Lock the order's row until the transaction ends; False if there is no such order."""
-    result = await session.execute(select(orders.c.version).where(orders.c.order_id == order_id).with_for_update())
-    return result.first() is not None
+async def lock(session: AsyncSession, order_ids: Collection[UUID]) -> set[UUID]:
+    """Lock the orders' rows until the transaction ends, in order id order (the service's one lock
+    order, so two transactions locking overlapping sets never wait on each other in a cycle); the
+    ids of the orders that exist."""
+    if not order_ids:
+        return set()
+    result = await session.execute(
+        select(orders.c.order_id)
+        .where(orders.c.order_id.in_(sorted(set(order_ids))))
+        .order_by(orders.c.order_id)
+        .with_for_update()
+    )
+    return set(result.scalars())
 
 
 async def lock_overdue(session: AsyncSession, *, placed_before: datetime, limit: int) -> list[UUID]:
@@ -106,18 +115,22 @@ async def lock_overdue(session: AsyncSession, *, placed_before: datetime, limit:
     return list(result.scalars())
 
 
-async def insert_new(session: AsyncSession, projected: ProjectedOrder) -> None:
-    await session.execute(insert(orders).values(to_row(projected)))
-
-
-async def replace(session: AsyncSession, projected: ProjectedOrder) -> None:
-    """Overwrite the row with the fold of the store: the projection follows the events, so a row
-    that had drifted is corrected by the next change."""
-    row = to_row(projected)
-    del row["order_id"]
-    result = await session.execute(update(orders).where(orders.c.order_id == projected.order_id).values(row))
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise RuntimeError(f"projection row of order {projected.order_id} vanished while locked")
+async def replace(session: AsyncSession, projected: Sequence[ProjectedOrder]) -> None:
+    """Overwrite the orders' rows with the fold of the store, in one statement
+    (`UPDATE ... FROM (VALUES ...)`): the projection follows the events, so a row that had drifted
+    is corrected by the next change. The rows are locked by the caller."""
+    if not projected:
+        return
+    columns = [column(c.name, c.type) for c in orders.columns]
+    new = values(*columns, name="new").data([tuple(to_row(p).values()) for p in projected])
+    result = await session.execute(
+        update(orders)
+        .where(orders.c.order_id == new.c.order_id)
+        # VALUES renders a None as a bare NULL, typed text when a whole column is NULL: cast back.
+        .values({c.name: cast(new.c[c.name], c.type) for c in orders.columns if c.name != "order_id"})
+    )
+    if result.rowcount != len(projected):  # type: ignore[attr-defined]
+        raise RuntimeError("a projection row vanished while locked")
 
 
 async def get(session: AsyncSession, order_id: UUID) -> ProjectedOrder | None:
@@ -165,5 +178,6 @@ async def remove(session: AsyncSession, order_ids: Sequence[UUID]) -> None:
 
 
 async def insert_many(session: AsyncSession, projected: Sequence[ProjectedOrder]) -> None:
+    """New orders' rows (a new order's insert is its lock), or a rebuild's."""
     if projected:
         await session.execute(insert(orders), [to_row(p) for p in projected])

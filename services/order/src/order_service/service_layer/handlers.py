@@ -1,17 +1,18 @@
 """The order service's use cases that change state: the customer's commands (from the API), the
-reactions to inventory's and payment's events and the saga deadline (from the worker). Each is one
-unit of work: lock the order, fold its events, apply the domain rule, then store the new events,
-the projection row and the outbox rows in the same transaction. None of them touches Kafka."""
+reactions to inventory's and payment's events and the saga deadline (from the worker). Each works
+on an OrderBatch, the unit of work of its transaction: the orders it touches locked and folded up
+front, the domain's rule applied in memory, then the new events, the projection rows and the
+outbox rows written together. None of them touches Kafka."""
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
 from pydantic import ValidationError
+from shared.consumer import Consumption
 from shared.consumer.retry import NonRetryableError
-from shared.consumer.worker import Handler
 from shared.events import (
     Envelope,
     PaymentFailed,
@@ -25,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from order_service.adapters import idempotency, projection
 from order_service.adapters.projection import ProjectedOrder
-from order_service.adapters.repository import OrderRepository
+from order_service.adapters.repository import OrderBatch, lock_orders, locked_orders
 from order_service.domain import CorruptHistory, Order, OrderEvent
 
 from .commands import CancelOrder, PlaceOrder
@@ -61,19 +62,22 @@ async def place_order(session: AsyncSession, command: PlaceOrder, now: datetime 
                 if existing is None:  # the claim and the order commit together, so this is a bug
                     raise RuntimeError(f"idempotency key {command.idempotency_key!r} points to no order")
                 return Placed(existing, replayed=True)
-        await OrderRepository(session).save(order)
+        placed = OrderBatch(session)
+        placed.add(order)
+        await placed.flush()
     return Placed(projection.project(order), replayed=False)
 
 
 async def cancel_order(session: AsyncSession, command: CancelOrder, now: datetime | None = None) -> ProjectedOrder:
     """Cancel at the customer's request. Raises OrderNotFound or OrderNotCancellable."""
     async with session.begin():
-        repository = OrderRepository(session)
-        order = await repository.get_for_update(command.order_id)
+        orders = await lock_orders(session, [command.order_id])
+        order = orders.get(command.order_id)
         if order is None:
             raise OrderNotFound(command.order_id)
         order.cancel(now or utc_now())
-        await repository.save(order)
+        orders.record(order)
+        await orders.flush()
     return projection.project(order)
 
 
@@ -85,72 +89,83 @@ async def time_out_overdue_orders(
 ) -> list[UUID]:
     """Cancel, with reason saga_timeout, up to `limit` orders still waiting for inventory or payment
     `deadline` after they were placed, oldest first; return their ids. One transaction: each order
-    is locked, folded and saved (events, projection, outbox) as a customer's cancel saves it."""
+    is locked and folded, and all of them saved together (events, projection, outbox) in the
+    statements a customer's cancel runs, whatever their number."""
     now = now or utc_now()
     timed_out: list[UUID] = []
     async with session.begin():
-        repository = OrderRepository(session)
-        for order_id in await projection.lock_overdue(session, placed_before=now - deadline, limit=limit):
+        overdue = await projection.lock_overdue(session, placed_before=now - deadline, limit=limit)
+        orders = await locked_orders(session, overdue)
+        for order_id in overdue:
             try:
-                order = await repository.get_for_update(order_id)  # locked already; folds its history
+                order = orders.get(order_id)  # folds its history
             except (CorruptHistory, ValidationError):
-                # Only reads happened for this order; skip it so it cannot stall every other one.
+                # Nothing is written for this order; skip it so it cannot stall every other one.
                 log.exception(
                     "overdue order has a history that cannot be folded; not timed out", order_id=str(order_id)
                 )
                 continue
             if order is not None and order.time_out(now, deadline):
-                await repository.save(order)
+                orders.record(order)
                 timed_out.append(order_id)
+        await orders.flush()
     if timed_out:
         log.warning("orders cancelled by the saga deadline", count=len(timed_out), deadline_s=deadline.total_seconds())
     return timed_out
 
 
-# -- reactions (the worker; called inside its per-message transaction) ---------------------------
+# -- reactions (the worker; a batch of events in one transaction) ---------------------------------
 
 
-async def on_stock_reserved(session: AsyncSession, envelope: Envelope) -> None:
+async def open_batch(session: AsyncSession, envelopes: Sequence[Envelope]) -> OrderBatch:
+    """The worker's unit of work: every order the batch's events name, locked and loaded up front."""
+    order_ids = {getattr(envelope.event, "order_id", None) for envelope in envelopes}
+    return await lock_orders(session, [order_id for order_id in order_ids if isinstance(order_id, UUID)])
+
+
+async def on_stock_reserved(batch: OrderBatch, envelope: Envelope) -> None:
     event = _expect(envelope, StockReserved)
-    await _react(session, envelope, event.order_id, lambda order, now: order.on_stock_reserved(event, now))
+    _react(batch, envelope, event.order_id, lambda order, now: order.on_stock_reserved(event, now))
 
 
-async def on_stock_reservation_failed(session: AsyncSession, envelope: Envelope) -> None:
+async def on_stock_reservation_failed(batch: OrderBatch, envelope: Envelope) -> None:
     event = _expect(envelope, StockReservationFailed)
-    await _react(session, envelope, event.order_id, lambda order, now: order.on_stock_reservation_failed(event, now))
+    _react(batch, envelope, event.order_id, lambda order, now: order.on_stock_reservation_failed(event, now))
 
 
-async def on_payment_processed(session: AsyncSession, envelope: Envelope) -> None:
+async def on_payment_processed(batch: OrderBatch, envelope: Envelope) -> None:
     event = _expect(envelope, PaymentProcessed)
-    await _react(session, envelope, event.order_id, lambda order, now: order.on_payment_processed(event, now))
+    _react(batch, envelope, event.order_id, lambda order, now: order.on_payment_processed(event, now))
 
 
-async def on_payment_failed(session: AsyncSession, envelope: Envelope) -> None:
+async def on_payment_failed(batch: OrderBatch, envelope: Envelope) -> None:
     event = _expect(envelope, PaymentFailed)
-    await _react(session, envelope, event.order_id, lambda order, now: order.on_payment_failed(event, now))
+    _react(batch, envelope, event.order_id, lambda order, now: order.on_payment_failed(event, now))
 
 
-EVENT_HANDLERS: Mapping[str, Handler] = {
-    StockReserved.event_type: on_stock_reserved,
-    StockReservationFailed.event_type: on_stock_reservation_failed,
-    PaymentProcessed.event_type: on_payment_processed,
-    PaymentFailed.event_type: on_payment_failed,
-}
+CONSUMPTION = Consumption(
+    handlers={
+        StockReserved.event_type: on_stock_reserved,
+        StockReservationFailed.event_type: on_stock_reservation_failed,
+        PaymentProcessed.event_type: on_payment_processed,
+        PaymentFailed.event_type: on_payment_failed,
+    },
+    open_batch=open_batch,
+)
 
 
-def build_handlers(_sessions: Any = None) -> Mapping[str, Handler]:
-    """The worker's handlers; they use the session the worker opens per message."""
-    return EVENT_HANDLERS
+def build_handlers(_sessions: Any = None) -> Consumption:
+    """The worker's handlers and their unit of work (the worker opens one per transaction)."""
+    return CONSUMPTION
 
 
-async def _react(
-    session: AsyncSession,
+def _react(
+    batch: OrderBatch,
     envelope: Envelope,
     order_id: UUID,
     react: Callable[[Order, datetime], list[OrderEvent]],
 ) -> None:
-    repository = OrderRepository(session)
-    order = await repository.get_for_update(order_id)
+    order = batch.get(order_id)
     if order is None:
         # Our OrderCreated is published only after the order committed, so inventory and payment
         # cannot know an order we lack; such an event was produced by someone else (a test, another
@@ -158,7 +173,7 @@ async def _react(
         log.warning("event about an unknown order skipped", order_id=str(order_id))
         return
     if react(order, utc_now()):
-        await repository.save(order, caused_by=envelope)
+        batch.record(order, caused_by=envelope)
 
 
 def _expect(envelope: Envelope, cls: type[E]) -> E:

@@ -1,0 +1,173 @@
+"""The worker's unit of work against the real Postgres: a transaction of many events, of any mix of
+types and orders, ends where handling them one at a time ends, in the same few statements whatever
+its size."""
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from order_service.adapters import event_store, projection
+from order_service.adapters.repository import envelope_for
+from order_service.domain import Order, OrderItem
+from order_service.service_layer import handlers
+from order_service.service_layer.commands import CancelOrder
+from shared.events import (
+    Envelope,
+    PaymentFailed,
+    PaymentProcessed,
+    PricedLine,
+    ReservationFailure,
+    StockReservationFailed,
+    StockReserved,
+)
+from sqlalchemy import event
+
+pytestmark = pytest.mark.infra
+
+PAYMENT_ID = uuid.UUID("00000000-0000-4000-8000-000000000001")
+
+
+def reserved(order_id: uuid.UUID) -> Envelope:
+    line = PricedLine(sku="SKU-1", quantity=2, unit_price=700)
+    return Envelope.new(
+        StockReserved(order_id=order_id, items=(line,), total_amount=1400, currency="EUR"), source="inventory"
+    )
+
+
+def out_of_stock(order_id: uuid.UUID) -> Envelope:
+    failure = ReservationFailure(sku="SKU-1", requested=2, available=0, reason="insufficient_stock")
+    return Envelope.new(StockReservationFailed(order_id=order_id, failures=(failure,)), source="inventory")
+
+
+def paid(order_id: uuid.UUID) -> Envelope:
+    event = PaymentProcessed(order_id=order_id, payment_id=PAYMENT_ID, amount=1400, currency="EUR")
+    return Envelope.new(event, source="payment")
+
+
+def declined(order_id: uuid.UUID) -> Envelope:
+    event = PaymentFailed(order_id=order_id, amount=1400, currency="EUR", reason="card_declined")
+    return Envelope.new(event, source="payment")
+
+
+# Each story is what one order hears, in order; in a batch the stories' events are interleaved.
+STORIES = {
+    "answered in order": [reserved, paid],
+    "paid before priced": [paid, reserved],
+    "out of stock": [out_of_stock],
+    "declined": [reserved, declined],
+    "reservation redelivered, then a late failure": [reserved, reserved, out_of_stock],
+    "declined, then a late payment": [reserved, declined, paid],
+}
+
+
+def interleaved(stories: list[list[Envelope]]) -> list[Envelope]:
+    """The first event of every story, then the second of every story, and so on."""
+    longest = max(len(story) for story in stories)
+    return [story[i] for i in range(longest) for story in stories if i < len(story)]
+
+
+async def state(sessions, order_id: uuid.UUID) -> tuple:
+    """What an order ended as, without what differs between two orders told the same story."""
+    async with sessions() as session:
+        row = await projection.get(session, order_id)
+        history = await event_store.history(session, order_id)
+    assert row == projection.project(Order.from_history(event_store.recorded_history(history)))
+    return (
+        row.status,
+        row.items,
+        row.total_amount,
+        row.version,
+        row.cancellation_reason,
+        row.rejection_reason,
+        row.payment_id,
+        [(e.version, e.event_type) for e in history],
+    )
+
+
+async def test_a_batch_of_many_orders_and_mixed_events_ends_as_handling_them_one_at_a_time(
+    sessions, place, handle, outbox_events
+):
+    one_by_one = {name: await place(("SKU-1", 2)) for name in STORIES}
+    batched = {name: await place(("SKU-1", 2)) for name in STORIES}
+    cancelled_first = await place(("SKU-1", 2))
+    async with sessions() as session:
+        await handlers.cancel_order(session, CancelOrder(cancelled_first))
+    unknown = uuid.uuid4()
+
+    for name, story in STORIES.items():
+        for tell in story:
+            await handle(tell(one_by_one[name]))
+    batch = interleaved([[tell(batched[name]) for tell in story] for name, story in STORIES.items()])
+    await handle(*batch[:3], reserved(unknown), paid(cancelled_first), *batch[3:])
+
+    for name in STORIES:
+        assert await state(sessions, batched[name]) == await state(sessions, one_by_one[name]), name
+    assert [e.event_type for e in await outbox_events(cancelled_first)] == ["OrderCreated", "OrderCancelled"]
+    async with sessions() as session:
+        assert await event_store.history(session, unknown) == []
+    # Every new event is caused by the event of the batch that produced it.
+    answered = batched["answered in order"]
+    sent = await outbox_events(answered)
+    causes = {e.event_id: e for e in batch if e.event.order_id == answered}
+    assert [causes[e.causation_id].event_type for e in sent[1:]] == ["StockReserved", "PaymentProcessed"]
+
+
+@contextmanager
+def counting_statements(sessions) -> Iterator[list[str]]:
+    """The SQL statements the sessions' engine sends while in the block."""
+    engine = sessions.kw["bind"].sync_engine
+    sent: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args) -> None:
+        sent.append(statement.split()[0])
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+async def test_a_batch_of_fifty_events_runs_the_statements_a_batch_of_one_runs(sessions, place, handle):
+    lone = await place(("SKU-1", 2))
+    orders = [await place(("SKU-1", 2)) for _ in range(25)]
+    fifty = [tell(order_id) for order_id in orders for tell in (reserved, paid)]
+
+    with counting_statements(sessions) as for_one:
+        await handle(reserved(lone))
+    with counting_statements(sessions) as for_fifty:
+        await handle(*fifty)
+
+    # Lock the rows, load the histories; append the events, update the rows, add the outbox rows.
+    assert for_one == for_fifty == ["SELECT", "SELECT", "INSERT", "UPDATE", "INSERT"]
+
+
+async def test_the_saga_deadline_sweep_runs_the_same_statements_for_one_overdue_order_or_twenty(sessions, customer):
+    long_ago = datetime(2001, 1, 1, tzinfo=UTC)
+
+    async def overdue(count: int) -> None:
+        placed = [
+            Order.place(uuid.uuid4(), customer, [OrderItem("SKU-1", 1)], "tok_visa", long_ago) for _ in range(count)
+        ]
+        async with sessions() as session, session.begin():  # stored and projected, never published
+            created = [order.pending_events[0] for order in placed]
+            await event_store.append(session, [event_store.stored_event(r, envelope_for(r, None)) for r in created])
+            await projection.insert_many(session, [projection.project(order) for order in placed])
+
+    async def sweep() -> list[uuid.UUID]:
+        async with sessions() as session:
+            return await handlers.time_out_overdue_orders(
+                session, timedelta(seconds=1), limit=1000, now=long_ago + timedelta(seconds=2)
+            )
+
+    await sweep()  # what earlier tests left overdue
+    await overdue(1)
+    with counting_statements(sessions) as for_one:
+        assert len(await sweep()) == 1
+    await overdue(20)
+    with counting_statements(sessions) as for_twenty:
+        assert len(await sweep()) == 20
+
+    assert for_one == for_twenty == ["SELECT", "SELECT", "INSERT", "UPDATE", "INSERT"]
