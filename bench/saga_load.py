@@ -430,7 +430,21 @@ def git_commit() -> str:
     return out.stdout.strip()
 
 
+def stack(command: str) -> None:
+    subprocess.run(["bash", str(REPO / "infra/scripts/stack.sh"), command], check=True, cwd=REPO)
+
+
 async def main(args: argparse.Namespace) -> int:
+    if args.scale_out:
+        stack("scale-out")  # before the meter looks for processes, so it measures the second ones too
+    try:
+        return await run(args)
+    finally:
+        if args.scale_out:
+            stack("scale-in")
+
+
+async def run(args: argparse.Namespace) -> int:
     run_id = uuid.uuid4().hex[:6]
     connector = aiohttp.TCPConnector(limit=1024, limit_per_host=1024)
     timeout = aiohttp.ClientTimeout(total=30)
@@ -467,6 +481,7 @@ async def main(args: argparse.Namespace) -> int:
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "commit": git_commit(),
         "cpus": psutil.cpu_count(),
+        "scaled_out": args.scale_out,
         "load_avg_at_end": [round(x, 2) for x in psutil.getloadavg()],
         "sweep": sweep,
         "sustained": sustained,
@@ -496,6 +511,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--output", type=Path, default=RESULTS / "saga_load.json")
     parser.add_argument("--no-plot", dest="plot", action="store_false")
     parser.add_argument("--smoke", action="store_true", help="a few seconds at a low rate, invariants checked")
+    parser.add_argument(
+        "--scale-out", action="store_true", help="with a second worker and a standby relay per service (make scale-out)"
+    )
     args = parser.parse_args()
     if args.smoke:
         args.rates, args.sustain_rate, args.sustain, args.drain, args.plot = [], 5.0, 3.0, 60.0, False
