@@ -9,7 +9,8 @@ recorder with the real thing's idempotency, so a test can count how often money 
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,11 @@ from payment_service.adapters.fault_switch import FaultSwitch
 from payment_service.domain import ChargeResult, RefundResult, TestCardGateway
 from payment_service.entrypoints.api import create_app
 from payment_service.entrypoints.executor import GatewayExecutor
+from payment_service.service_layer.handlers import open_batch
 from payment_service.settings import Settings
 from shared.events import Envelope, Event, OrderCancelled, OrderCreated, OrderLine, PricedLine, StockReserved
 from shared.events.base import utc_now
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 
@@ -139,12 +142,50 @@ def settle(executor) -> Callable[[], Awaitable[None]]:
 
 
 @pytest.fixture
-def in_transaction(sessions, gateway_name, executor) -> Callable[..., Awaitable[Any]]:
-    """`await in_transaction(handler, envelope)`: one committed unit of work, as the worker runs it."""
+def in_batch(sessions, gateway_name, executor) -> Callable[..., Awaitable[None]]:
+    """`await in_batch([(handler, envelope), ...])`: one committed worker transaction handling the
+    events in order, as the worker runs a batch (open, handle each, flush, commit, committed)."""
 
-    async def run(handler: Callable[..., Awaitable[Any]], envelope: Envelope) -> Any:
-        async with sessions() as session, session.begin():
-            return await handler(session, envelope, gateway=gateway_name, on_intent=executor.wake)
+    async def run(handled: Sequence[tuple[Callable[..., Awaitable[Any]], Envelope]]) -> None:
+        async with sessions() as session:
+            async with session.begin():
+                batch = await open_batch(session, [envelope for _, envelope in handled])
+                for handler, envelope in handled:
+                    await handler(batch, envelope, gateway=gateway_name, on_intent=executor.wake)
+                await batch.flush()
+            batch.committed()
+
+    return run
+
+
+@pytest.fixture
+def count_statements(sessions) -> Callable[[], AbstractContextManager[list[str]]]:
+    """`with count_statements() as statements:` the SQL statements the test's engine sent meanwhile
+    (an executemany counts once: it is one statement, sent with many parameter sets)."""
+
+    @contextmanager
+    def counting() -> Iterator[list[str]]:
+        engine = sessions.kw["bind"].sync_engine
+        statements: list[str] = []
+
+        def record(_conn, _cursor, statement, _parameters, _context, _executemany) -> None:
+            statements.append(statement)
+
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            yield statements
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+
+    return counting
+
+
+@pytest.fixture
+def in_transaction(in_batch) -> Callable[..., Awaitable[None]]:
+    """`await in_transaction(handler, envelope)`: a batch of one event (the worker's fallback)."""
+
+    async def run(handler: Callable[..., Awaitable[Any]], envelope: Envelope) -> None:
+        await in_batch([(handler, envelope)])
 
     return run
 

@@ -10,7 +10,7 @@ import uuid
 import pytest
 from payment_service.entrypoints.executor import GatewayExecutor
 from payment_service.service_layer import gateway_calls
-from payment_service.service_layer.handlers import cancel_payment, record_order, record_reservation
+from payment_service.service_layer.handlers import cancel_payment, open_batch, record_order, record_reservation
 from prometheus_client import REGISTRY
 
 pytestmark = pytest.mark.infra
@@ -169,8 +169,12 @@ async def test_a_committed_intent_wakes_the_executor_at_once_without_waiting_for
             (record_order, order_created(order_id)),
             (record_reservation, stock_reserved(order_id)),
         ):
-            async with sessions() as session, session.begin():
-                await handler(session, envelope, gateway=gateway_name, on_intent=executor.wake)
+            async with sessions() as session:
+                async with session.begin():
+                    batch = await open_batch(session, [envelope])
+                    await handler(batch, envelope, gateway=gateway_name, on_intent=executor.wake)
+                    await batch.flush()
+                batch.committed()
 
         async def charged() -> bool:
             return (await payment(order_id))["status"] == "CHARGED"

@@ -6,6 +6,7 @@ import pytest
 from payment_service.adapters.fault_switch import FaultSwitch
 from payment_service.bootstrap import build_gateway, build_handlers
 from payment_service.domain import TestCardGateway
+from payment_service.service_layer.handlers import open_batch
 from payment_service.settings import Settings
 from pydantic import ValidationError
 
@@ -66,4 +67,10 @@ def test_production_refuses_the_test_gateway_that_moves_no_money():
 
 
 def test_the_worker_reacts_to_the_order_its_reservation_and_its_end():
-    assert set(build_handlers("test")) == {"OrderCreated", "StockReserved", "OrderCancelled", "OrderRejected"}
+    consumption = build_handlers("test")
+
+    assert set(consumption.handlers) == {"OrderCreated", "StockReserved", "OrderCancelled", "OrderRejected"}
+
+
+def test_the_worker_handles_its_events_in_the_payment_unit_of_work():
+    assert build_handlers("test").open_batch is open_batch

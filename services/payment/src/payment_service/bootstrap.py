@@ -1,12 +1,12 @@
 """Wires the payment worker: the gateway named by the `gateway` setting (the built-in test gateway
-by default, behind the fault switch when one is configured), the event handlers, and the executor
-that makes the gateway calls the handlers decide."""
+by default, behind the fault switch when one is configured), the event handlers and their unit of
+work, and the executor that makes the gateway calls the handlers decide."""
 
 import importlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from functools import partial
 
-from shared.consumer.worker import Handler
+from shared.consumer import Consumption, Handler
 from shared.events import OrderCancelled, OrderCreated, OrderRejected, StockReserved
 
 from payment_service.adapters.fault_switch import FaultSwitch
@@ -26,16 +26,19 @@ def build_gateway(settings: Settings) -> PaymentGateway:
     return factory(settings)
 
 
-def build_handlers(gateway_name: str, on_intent: Callable[[], None] = lambda: None) -> Mapping[str, Handler]:
+def build_handlers(gateway_name: str, on_intent: Callable[[], None] = lambda: None) -> Consumption:
     """`gateway_name` is recorded with each charge intent; `on_intent` is called after the commit
     of every transaction that recorded one (it wakes the executor)."""
 
     def bind(handler: Callable[..., Awaitable[None]]) -> Handler:
         return partial(handler, gateway=gateway_name, on_intent=on_intent)
 
-    return {
-        OrderCreated.event_type: bind(handlers.record_order),
-        StockReserved.event_type: bind(handlers.record_reservation),
-        OrderCancelled.event_type: bind(handlers.cancel_payment),
-        OrderRejected.event_type: bind(handlers.cancel_payment),
-    }
+    return Consumption(
+        handlers={
+            OrderCreated.event_type: bind(handlers.record_order),
+            StockReserved.event_type: bind(handlers.record_reservation),
+            OrderCancelled.event_type: bind(handlers.cancel_payment),
+            OrderRejected.event_type: bind(handlers.cancel_payment),
+        },
+        open_batch=handlers.open_batch,
+    )

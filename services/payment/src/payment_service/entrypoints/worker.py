@@ -5,15 +5,14 @@
   handlers decide charges and refunds and record them as intents; they never call the gateway.
 - The gateway executor: makes those calls, outside any transaction, and records the answers.
 
-A handler that commits a new intent wakes the executor in process; other intents (another worker
+A batch that commits a new intent wakes the executor in process; other intents (another worker
 process's, a crashed one's) are found by the executor's sweep. If either loop fails, the process
 stops and its supervisor restarts it.
 """
 
 import asyncio
-from collections.abc import Mapping
 
-from shared.consumer.worker import Handler
+from shared.consumer import Consumption
 from shared.events.topics import INVENTORY_EVENTS, ORDER_EVENTS
 from shared.runtime import BackgroundLoop, HandlerWiring, run_worker, worker_main
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -31,7 +30,7 @@ def wiring(settings: Settings) -> tuple[HandlerWiring, list[BackgroundLoop]]:
     when the handlers are wired, before the background loops start."""
     built: list[GatewayExecutor] = []
 
-    def handlers(sessions: async_sessionmaker[AsyncSession]) -> Mapping[str, Handler]:
+    def handlers(sessions: async_sessionmaker[AsyncSession]) -> Consumption:
         built.append(GatewayExecutor(settings, sessions, build_gateway(settings)))
         return build_handlers(settings.gateway, built[0].wake)
 

@@ -61,10 +61,9 @@ async def claim_due(
     now = clock()
     async with sessions() as session, session.begin():
         due = await repository.lock_due_intents(session, gateway, now, limit)
-        claims = []
-        for payment in due:
-            claims.append(Claim(payment.order_id, payment.claim(now, timedelta(seconds=settings.executor_lease_s))))
-            await repository.save_payment(session, payment)
+        lease = timedelta(seconds=settings.executor_lease_s)
+        claims = [Claim(payment.order_id, payment.claim(now, lease)) for payment in due.values()]
+        await repository.save_payments(session, due.changed())
     return claims
 
 
@@ -103,7 +102,7 @@ async def record_answer(
     clock: Clock = utc_now,
 ) -> None:
     async with sessions() as session, session.begin():
-        payment = await repository.lock_existing_payment(session, claim.order_id)
+        payment = (await repository.lock_payments(session, [claim.order_id]))[claim.order_id]
         if payment.pending_call != claim.call:
             log.info("gateway answer already recorded", order_id=str(claim.order_id), status=payment.status.value)
             return
@@ -111,7 +110,7 @@ async def record_answer(
             events = payment.record_charge(answer, clock())
         else:
             events = payment.record_refund(answer, clock())
-        await repository.save_payment(session, payment)
+        await repository.save_payments(session, [payment])
         await add_to_outbox(session, *(Envelope.new(event, source=SOURCE) for event in events))
     log.debug(
         "gateway answer recorded",
@@ -125,7 +124,7 @@ async def record_failure(
     sessions: async_sessionmaker[AsyncSession], claim: Claim, error: str, settings: Settings, clock: Clock = utc_now
 ) -> None:
     async with sessions() as session, session.begin():
-        payment = await repository.lock_existing_payment(session, claim.order_id)
+        payment = (await repository.lock_payments(session, [claim.order_id]))[claim.order_id]
         if payment.pending_call != claim.call:
             return  # another executor got the answer meanwhile
         retry_in = retry_delay(
@@ -134,7 +133,7 @@ async def record_failure(
             cap=timedelta(seconds=settings.gateway_retry_backoff_max_s),
         )
         payment.record_call_failed(error, clock(), retry_in)
-        await repository.save_payment(session, payment)
+        await repository.save_payments(session, [payment])
     log.warning(
         "gateway call failed; asking again later with the same key",
         order_id=str(claim.order_id),
