@@ -5,18 +5,24 @@ and looks only at its own rows.
 """
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import httpx
 import pytest
+from aiokafka.structs import ConsumerRecord
 from inventory_service import views
 from inventory_service.entrypoints.api import create_app
+from inventory_service.entrypoints.worker import build_handlers
 from inventory_service.service_layer.commands import PutProduct
 from inventory_service.service_layer.handlers import put_product
 from inventory_service.settings import Settings
+from shared.consumer.transaction import Applied, BatchFailed, apply_batch, decode_batch
 from shared.events import Envelope, Event, OrderCreated, OrderLine
 from shared.events.base import utc_now
+from shared.events.codec import encode
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 
@@ -38,13 +44,69 @@ def sessions(settings: Settings, service_sessions) -> async_sessionmaker[AsyncSe
 
 @pytest.fixture
 def in_transaction(sessions) -> Callable[..., Awaitable[Any]]:
-    """`await in_transaction(handler, *args)`: one unit of work, committed, as the worker runs it."""
+    """`await in_transaction(command_handler, *args)`: one unit of work, committed, as an API route runs it."""
 
     async def run(handler: Callable[..., Awaitable[Any]], *args: Any) -> Any:
         async with sessions() as session, session.begin():
             return await handler(session, *args)
 
     return run
+
+
+def as_records(envelopes: tuple[Envelope, ...] | list[Envelope]) -> list[ConsumerRecord]:
+    """The envelopes as a worker receives them from one partition."""
+    records = []
+    for offset, envelope in enumerate(envelopes):
+        kafka = encode(envelope)
+        records.append(ConsumerRecord(kafka.topic, 0, offset, 0, 0, kafka.key, kafka.value, None, 0, 0, kafka.headers))
+    return records
+
+
+@pytest.fixture(name="as_records")
+def as_records_fixture() -> Callable[[list[Envelope]], list[ConsumerRecord]]:
+    return as_records
+
+
+@pytest.fixture
+def handle(sessions) -> Callable[..., Awaitable[list[Applied]]]:
+    """`await handle(*envelopes)`: the events handled as the inventory's worker handles a batch of
+    them: one committed transaction (claim the events, open the batch, each event's handler in
+    order, flush, commit). One envelope is the worker's one-at-a-time path. A failure raises what
+    the handler (or the flush) raised."""
+    consumption = build_handlers(sessions)
+    consumer = f"it-inventory-{uuid.uuid4().hex[:8]}"
+
+    async def run(*envelopes: Envelope) -> list[Applied]:
+        items = decode_batch(as_records(envelopes), consumption.handlers)
+        assert items is not None
+        try:
+            return await apply_batch(sessions, consumer, items, consumption.open_batch)
+        except BatchFailed as failed:
+            raise failed.cause from failed
+
+    return run
+
+
+@pytest.fixture
+def count_statements(sessions) -> Callable[[], AbstractContextManager[list[str]]]:
+    """`with count_statements() as statements:` the SQL statements the tests' engine sent meanwhile
+    (an executemany counts once: one statement sent with many parameter sets)."""
+
+    @contextmanager
+    def counting() -> Iterator[list[str]]:
+        engine = sessions.kw["bind"].sync_engine
+        statements: list[str] = []
+
+        def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            statements.append(statement)
+
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            yield statements
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+
+    return counting
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ import asyncio
 import uuid
 
 import pytest
-from inventory_service.service_layer.handlers import reserve_stock
 from shared.events import LowStockAlert
 
 pytestmark = pytest.mark.infra
@@ -15,13 +14,13 @@ def entry(**change) -> dict:
 
 
 async def test_put_creates_a_product_then_replaces_it_keeping_reserved_and_sold_units(
-    api, new_sku, order_created, in_transaction
+    api, new_sku, order_created, handle
 ):
     sku = new_sku("MUG")
 
     created = await api.put(f"/products/{sku}", json=entry())
     assert created.status_code == 201, created.text
-    await in_transaction(reserve_stock, order_created({sku: 3}))
+    await handle(order_created({sku: 3}))
     replaced = await api.put(f"/products/{sku}", json=entry(name="Blue mug v2", unit_price=1300, available=50))
 
     assert replaced.status_code == 200, replaced.text
@@ -68,13 +67,13 @@ async def test_unknown_products_and_reservations_are_404_with_a_reason(api, new_
         assert response.json()["detail"]
 
 
-async def test_a_reservation_shows_its_priced_items_then_its_failures(api, new_sku, order_created, in_transaction):
+async def test_a_reservation_shows_its_priced_items_then_its_failures(api, new_sku, order_created, handle):
     sku = new_sku()
     await api.put(f"/products/{sku}", json=entry(available=3, unit_price=500))
     reserved = order_created({sku: 2})
     failed = order_created({sku: 2})
-    await in_transaction(reserve_stock, reserved)
-    await in_transaction(reserve_stock, failed)
+    await handle(reserved)
+    await handle(failed)
 
     ok = (await api.get(f"/reservations/{reserved.event.order_id}")).json()
     refused = (await api.get(f"/reservations/{failed.event.order_id}")).json()

@@ -1,8 +1,9 @@
-"""Loading, locking and saving products and reservations. Nothing here commits: the caller owns the
-transaction (the worker's per-message one, or the API route's).
+"""Loading, locking and saving products and reservations, each in one statement however many rows.
+Nothing here commits: the caller owns the transaction (the worker's batch, or the API route's).
 
 Lock order, the same in every transaction, so two of them never wait on each other in a cycle:
-first reservation rows in order id order, then products in SKU order.
+first reservation rows in order id order, then products in SKU order; new reservations are
+inserted last, in order id order (why that is safe: service_layer/unit_of_work.py).
 """
 
 from collections.abc import Iterable, Mapping
@@ -10,7 +11,7 @@ from typing import Any
 from uuid import UUID
 
 from shared.events import PricedLine, ReservationFailure
-from sqlalchemy import Text, any_, bindparam, func, select, update
+from sqlalchemy import Text, Uuid, any_, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,6 +30,8 @@ _PRODUCT_COLUMNS = (
     products.c.sold,
     products.c.reorder_level,
 )
+# What a reservation's update sets (its order id never changes).
+_RESERVATION_SETTABLE = ("status", "currency", "total_amount", "lines", "failures")
 
 # -- products ---------------------------------------------------------------------------------------
 
@@ -87,24 +90,6 @@ def _product_values(product: Product) -> dict[str, Any]:
 # -- reservations -----------------------------------------------------------------------------------
 
 
-async def claim_reservation(session: AsyncSession, order_id: UUID) -> bool:
-    """Insert the order's reservation row, which locks it for this transaction. False when the order
-    already has one (answered before, or its tombstone). The row starts as FAILED with nothing held
-    and is overwritten by `save_reservation` before the commit, so no one sees it so."""
-    inserted = await session.execute(
-        pg_insert(reservations)
-        .values(order_id=order_id, status=ReservationStatus.FAILED.value, lines=[], failures=[])
-        .on_conflict_do_nothing(index_elements=[reservations.c.order_id])
-        .returning(reservations.c.order_id)
-    )
-    return inserted.first() is not None
-
-
-async def lock_reservation(session: AsyncSession, order_id: UUID) -> Reservation | None:
-    locked = await lock_reservations(session, [order_id])
-    return locked[0] if locked else None
-
-
 async def lock_reservations(session: AsyncSession, order_ids: Iterable[UUID]) -> list[Reservation]:
     """The existing reservations of these orders, locked in order id order."""
     wanted = sorted(set(order_ids))
@@ -112,11 +97,45 @@ async def lock_reservations(session: AsyncSession, order_ids: Iterable[UUID]) ->
         return []
     rows = await session.execute(
         select(reservations)
-        .where(reservations.c.order_id.in_(wanted))
+        .where(reservations.c.order_id == any_(bindparam("order_ids", wanted, type_=ARRAY(Uuid))))
         .order_by(reservations.c.order_id)
         .with_for_update()
     )
     return [_reservation(row._mapping) for row in rows]
+
+
+async def insert_reservations(session: AsyncSession, new: Iterable[Reservation]) -> None:
+    """Insert the reservations of orders that had none, in order id order. A plain INSERT: an order
+    that got its row from a concurrent transaction meanwhile fails the statement (unique violation)."""
+    rows = [{"order_id": r.order_id, **_reservation_values(r)} for r in sorted(new, key=lambda r: r.order_id)]
+    if rows:
+        await session.execute(insert(reservations), rows)
+
+
+async def save_reservations(session: AsyncSession, changed: Iterable[Reservation]) -> None:
+    # One executemany, bind names distinct from column names as in save_products.
+    rows = [
+        {"r_order_id": r.order_id, **{f"r_{name}": value for name, value in _reservation_values(r).items()}}
+        for r in changed
+    ]
+    if not rows:
+        return
+    await session.execute(
+        update(reservations)
+        .where(reservations.c.order_id == bindparam("r_order_id"))
+        .values({**{name: bindparam(f"r_{name}") for name in _RESERVATION_SETTABLE}, "updated_at": func.now()}),
+        rows,
+    )
+
+
+def _reservation_values(reservation: Reservation) -> dict[str, Any]:
+    return {
+        "status": reservation.status.value,
+        "currency": reservation.currency,
+        "total_amount": reservation.total_amount if reservation.lines else None,  # null: nothing was priced
+        "lines": [line.model_dump(mode="json") for line in reservation.lines],
+        "failures": [failure.model_dump(mode="json") for failure in reservation.failures],
+    }
 
 
 def _reservation(row: Mapping[str, Any]) -> Reservation:
@@ -126,19 +145,4 @@ def _reservation(row: Mapping[str, Any]) -> Reservation:
         currency=row["currency"],
         status=ReservationStatus(row["status"]),
         failures=tuple(ReservationFailure.model_validate(failure) for failure in row["failures"]),
-    )
-
-
-async def save_reservation(session: AsyncSession, reservation: Reservation) -> None:
-    await session.execute(
-        update(reservations)
-        .where(reservations.c.order_id == reservation.order_id)
-        .values(
-            status=reservation.status.value,
-            currency=reservation.currency,
-            total_amount=reservation.total_amount if reservation.lines else None,  # null: nothing was priced
-            lines=[line.model_dump(mode="json") for line in reservation.lines],
-            failures=[failure.model_dump(mode="json") for failure in reservation.failures],
-            updated_at=func.now(),
-        )
     )
