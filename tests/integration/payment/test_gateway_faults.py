@@ -39,7 +39,7 @@ async def test_a_charge_whose_recording_died_is_refunded_when_the_cancellation_c
     gateway.freeze_after_charge = True
 
     (claim,) = await gateway_calls.claim_due(sessions, gateway_name, settings, limit=10)
-    dying = asyncio.create_task(gateway_calls.execute(sessions, gateway, claim, settings))
+    dying = asyncio.create_task(gateway_calls.call_gateway(gateway, claim, settings))
     await gateway.charged.wait()
     dying.cancel()  # the process dies: the money moved, the answer is never recorded
     with pytest.raises(asyncio.CancelledError):

@@ -2,11 +2,17 @@
 gateway calls the handlers decided (`service_layer/gateway_calls.py` has the steps and why they
 are safe).
 
-It wakes at once when a handler commits a new intent in this process (`wake`), and sweeps every
-`executor_sweep_interval_s` for the rest: intents left by a crashed process, failed calls whose
-backoff ran out, intents recorded by another worker process. Up to `executor_concurrency` calls
-are in flight at once, each cut by `gateway_timeout_s`; a failed one is asked again later with the
-same key, for as long as it takes: never dead-lettered, never given up.
+It wakes at once when a worker batch commits a new intent in this process (`wake`), and sweeps
+every `executor_sweep_interval_s` for the rest: intents left by a crashed process, failed calls
+whose backoff ran out, intents recorded by another worker process. Each wake claims as many due
+intents as there is room for in one transaction; up to `executor_concurrency` calls are in flight
+at once, each cut by `gateway_timeout_s`; a failed one is asked again later with the same key, for
+as long as it takes: never dead-lettered, never given up.
+
+Outcomes are recorded in groups, one transaction at a time: the outcomes that arrive while a
+recording transaction runs wait for it and go together in the next one. So one transaction records
+one outcome when calls are few, and many when they are many. A call counts against the concurrency
+until its outcome is committed.
 """
 
 import asyncio
@@ -44,6 +50,9 @@ class GatewayExecutor:
         self._clock = clock
         self._wake = asyncio.Event()
         self._calls: set[asyncio.Task[None]] = set()
+        # Outcomes waiting for the next recording transaction, each with what its call waits on.
+        self._unrecorded: list[tuple[gateway_calls.Outcome, asyncio.Future[None]]] = []
+        self._recording: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
         """A new intent is committed: look for due intents now rather than at the next sweep."""
@@ -92,11 +101,43 @@ class GatewayExecutor:
 
     async def _execute(self, claim: gateway_calls.Claim) -> None:
         try:
-            await gateway_calls.execute(self._sessions, self._gateway, claim, self._settings, clock=self._clock)
+            outcome = await gateway_calls.call_gateway(self._gateway, claim, self._settings)
+            await self._record(outcome)
         except Exception:  # recording failed (database away): the claim runs out, the call is made again
             log.exception("could not record a gateway call's outcome", order_id=str(claim.order_id))
         finally:
             self.wake()  # room for another call, and maybe a refund that just became due
+
+    async def _record(self, outcome: gateway_calls.Outcome) -> None:
+        """Until the outcome is committed, in the next recording transaction (started now if none
+        is running)."""
+        recorded = asyncio.get_running_loop().create_future()
+        self._unrecorded.append((outcome, recorded))
+        if self._recording is None:
+            self._recording = asyncio.create_task(self._record_groups(), name="gateway-outcomes")
+        await recorded
+
+    async def _record_groups(self) -> None:
+        """Record the waiting outcomes, a group per transaction, until none waits."""
+        group: list[tuple[gateway_calls.Outcome, asyncio.Future[None]]] = []
+        try:
+            while self._unrecorded:
+                group, self._unrecorded = self._unrecorded, []
+                try:
+                    await gateway_calls.record_outcomes(
+                        self._sessions, [outcome for outcome, _ in group], self._settings, clock=self._clock
+                    )
+                except Exception as exc:
+                    _settle(group, exc)
+                else:
+                    _settle(group, None)
+        finally:
+            self._recording = None
+            # Cancelled mid-transaction (the loop is closing): nothing was recorded, and the calls
+            # waiting for it must not wait for ever. Their claims run out; the calls are made again.
+            for _, recorded in (*group, *self._unrecorded):
+                recorded.cancel()
+            self._unrecorded = []
 
     async def _sleep_until_woken(self, stopping: asyncio.Task[bool]) -> None:
         woken = asyncio.create_task(self._wake.wait())
@@ -106,3 +147,13 @@ class GatewayExecutor:
             )
         finally:
             woken.cancel()
+
+
+def _settle(waiting: list[tuple[gateway_calls.Outcome, asyncio.Future[None]]], error: Exception | None) -> None:
+    for _, recorded in waiting:
+        if recorded.done():
+            continue  # its call was cancelled meanwhile
+        if error is None:
+            recorded.set_result(None)
+        else:
+            recorded.set_exception(error)

@@ -1,23 +1,26 @@
-"""The executor's use cases: claim the due intents, make one gateway call, record its answer.
-
-Each database step is its own short transaction, and the gateway call happens between them with
-no transaction open and no row locked. What makes this safe:
+"""The executor's use cases: claim the due intents, make their gateway calls, record what came of
+them. Each database step is a short transaction for a whole set of intents (the claim for as many
+as there is room for, a recording for the outcomes that arrived together), and the gateway calls
+happen between them with no transaction open and no row locked. What makes this safe:
 
 - the intent (status, idempotency key, gateway) is committed before any call, by the handlers;
 - a claim sets the intent's next attempt beyond the call's timeout, so another executor does not
   make the same call meanwhile (if it does anyway, after a crash or a very late answer, the
   gateway answers the same key with the same result: no second charge);
-- the answer is recorded only if that very call is still the payment's open intent, under the row
-  lock: a late or duplicate answer changes nothing.
+- an outcome is recorded only if that very call is still the payment's open intent, under the row
+  lock: a late or duplicate answer changes nothing;
+- an outcome not recorded yet (its call in flight, its answer waiting for a recording transaction,
+  the transaction failed, the process died) leaves the intent open, and once its lease runs out the
+  call is made again with the same key: the gateway's answer is the first one, nothing is lost.
 """
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from shared.events import Envelope
+from shared.events import Envelope, Event
 from shared.events.base import utc_now
 from shared.logging import get_logger
 from shared.outbox.writer import add_to_outbox
@@ -29,6 +32,7 @@ from payment_service.domain import (
     ChargeResult,
     GatewayCall,
     GatewayUnavailable,
+    Payment,
     PaymentGateway,
     RefundResult,
     retry_delay,
@@ -49,6 +53,25 @@ class Claim:
     call: GatewayCall
 
 
+@dataclass(frozen=True)
+class Answered:
+    """The gateway answered the claimed call."""
+
+    claim: Claim
+    answer: ChargeResult | RefundResult
+
+
+@dataclass(frozen=True)
+class Unanswered:
+    """No answer (timeout, gateway down, an adapter's error): the same call is made again later."""
+
+    claim: Claim
+    error: str
+
+
+Outcome = Answered | Unanswered
+
+
 async def claim_due(
     sessions: async_sessionmaker[AsyncSession],
     gateway: str,
@@ -57,90 +80,92 @@ async def claim_due(
     limit: int,
     clock: Clock = utc_now,
 ) -> list[Claim]:
-    """Claim up to `limit` due intents at `gateway` for this executor."""
+    """Claim up to `limit` due intents at `gateway` for this executor, in one transaction of two
+    statements: lock the due rows (skipping those another executor is claiming), write the leases."""
     now = clock()
+    lease = timedelta(seconds=settings.executor_lease_s)
     async with sessions() as session, session.begin():
         due = await repository.lock_due_intents(session, gateway, now, limit)
-        lease = timedelta(seconds=settings.executor_lease_s)
         claims = [Claim(payment.order_id, payment.claim(now, lease)) for payment in due.values()]
         await repository.save_payments(session, due.changed())
     return claims
 
 
-async def execute(
-    sessions: async_sessionmaker[AsyncSession],
-    gateway: PaymentGateway,
-    claim: Claim,
-    settings: Settings,
-    *,
-    clock: Clock = utc_now,
-) -> None:
-    """Make the claimed call and record what came of it."""
+async def call_gateway(gateway: PaymentGateway, claim: Claim, settings: Settings) -> Outcome:
+    """Make the claimed call, cut by the timeout. Every failure is an outcome, not an exception."""
     kind = "charge" if isinstance(claim.call, ChargeCall) else "refund"
     try:
         async with asyncio.timeout(settings.gateway_timeout_s):
             answer = await _call(gateway, claim.call)
     except TimeoutError:
         GATEWAY_CALLS.labels(kind, "timeout").inc()
-        await record_failure(sessions, claim, f"no answer within {settings.gateway_timeout_s:g} s", settings, clock)
+        return Unanswered(claim, f"no answer within {settings.gateway_timeout_s:g} s")
     except GatewayUnavailable as exc:
         GATEWAY_CALLS.labels(kind, "unavailable").inc()
-        await record_failure(sessions, claim, str(exc), settings, clock)
+        return Unanswered(claim, str(exc))
     except Exception as exc:  # an adapter's bug or an error it did not wrap: same key, later
         GATEWAY_CALLS.labels(kind, "error").inc()
         log.exception("gateway call raised an unexpected error", order_id=str(claim.order_id))
-        await record_failure(sessions, claim, repr(exc), settings, clock)
-    else:
-        GATEWAY_CALLS.labels(kind, _outcome(answer)).inc()
-        await record_answer(sessions, claim, answer, clock)
+        return Unanswered(claim, repr(exc))
+    GATEWAY_CALLS.labels(kind, _outcome(answer)).inc()
+    return Answered(claim, answer)
 
 
-async def record_answer(
+async def record_outcomes(
     sessions: async_sessionmaker[AsyncSession],
-    claim: Claim,
-    answer: ChargeResult | RefundResult,
+    outcomes: Sequence[Outcome],
+    settings: Settings,
+    *,
     clock: Clock = utc_now,
 ) -> None:
+    """Record many calls' outcomes in one transaction: lock their payments (ascending order id),
+    apply each outcome whose call is still its payment's open intent, in the order they came, then
+    write the changed payments and the events in one statement each."""
+    now = clock()
+    applied: list[tuple[Outcome, Payment]] = []
+    events: list[Event] = []
     async with sessions() as session, session.begin():
-        payment = (await repository.lock_payments(session, [claim.order_id]))[claim.order_id]
-        if payment.pending_call != claim.call:
-            log.info("gateway answer already recorded", order_id=str(claim.order_id), status=payment.status.value)
-            return
-        if isinstance(answer, ChargeResult):
-            events = payment.record_charge(answer, clock())
-        else:
-            events = payment.record_refund(answer, clock())
-        await repository.save_payments(session, [payment])
+        locked = await repository.lock_payments(session, [outcome.claim.order_id for outcome in outcomes])
+        for outcome in outcomes:
+            payment = locked[outcome.claim.order_id]
+            if payment.pending_call != outcome.claim.call:
+                # Another executor (or an earlier call of this one) got the answer meanwhile.
+                log.info("gateway outcome already settled", order_id=str(payment.order_id), status=payment.status.value)
+                continue
+            events.extend(_apply(payment, outcome, settings, now))
+            applied.append((outcome, payment))
+        await repository.save_payments(session, locked.changed())
         await add_to_outbox(session, *(Envelope.new(event, source=SOURCE) for event in events))
-    log.debug(
-        "gateway answer recorded",
-        order_id=str(claim.order_id),
-        status=payment.status.value,
-        emitted=[event.event_type for event in events],
-    )
+    for outcome, payment in applied:
+        _log_recorded(outcome, payment)
 
 
-async def record_failure(
-    sessions: async_sessionmaker[AsyncSession], claim: Claim, error: str, settings: Settings, clock: Clock = utc_now
-) -> None:
-    async with sessions() as session, session.begin():
-        payment = (await repository.lock_payments(session, [claim.order_id]))[claim.order_id]
-        if payment.pending_call != claim.call:
-            return  # another executor got the answer meanwhile
+def _apply(payment: Payment, outcome: Outcome, settings: Settings, now: datetime) -> list[Event]:
+    if isinstance(outcome, Unanswered):
         retry_in = retry_delay(
             payment.attempts,
             base=timedelta(seconds=settings.gateway_retry_backoff_s),
             cap=timedelta(seconds=settings.gateway_retry_backoff_max_s),
         )
-        payment.record_call_failed(error, clock(), retry_in)
-        await repository.save_payments(session, [payment])
-    log.warning(
-        "gateway call failed; asking again later with the same key",
-        order_id=str(claim.order_id),
-        attempts=payment.attempts,
-        retry_in_s=retry_in.total_seconds(),
-        error=error,
-    )
+        payment.record_call_failed(outcome.error, now, retry_in)
+        return []
+    if isinstance(outcome.answer, ChargeResult):
+        return payment.record_charge(outcome.answer, now)
+    return payment.record_refund(outcome.answer, now)
+
+
+def _log_recorded(outcome: Outcome, payment: Payment) -> None:
+    order_id = str(payment.order_id)
+    if isinstance(outcome, Unanswered):
+        log.warning(
+            "gateway call failed; asking again later with the same key",
+            order_id=order_id,
+            attempts=payment.attempts,
+            next_attempt_at=payment.next_attempt_at and payment.next_attempt_at.isoformat(),
+            error=outcome.error,
+        )
+    else:
+        log.debug("gateway answer recorded", order_id=order_id, status=payment.status.value)
 
 
 def _outcome(answer: ChargeResult | RefundResult) -> str:
