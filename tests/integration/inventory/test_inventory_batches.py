@@ -259,7 +259,7 @@ async def test_two_transactions_that_both_create_an_orders_reservation_commit_on
     rolls back (to be handled again one record at a time, which finds the row)."""
     sku = new_sku()
     await add_product(sku, available=5)
-    late = order_created({sku: 2})  # a redriven OrderCreated, handled while its cancellation is
+    late = order_created({sku: 2})  # a redriven OrderCreated, handled while its cancellation is too
     order_id = late.event.order_id
     tombstoned = asyncio.Event()
 
@@ -282,8 +282,9 @@ async def test_two_transactions_that_both_create_an_orders_reservation_commit_on
         finally:
             tombstoned.set()
 
-    reserved, _ = await asyncio.gather(reserving(), cancelling(), return_exceptions=True)
+    reserved, tombstoning = await asyncio.gather(reserving(), cancelling(), return_exceptions=True)
 
+    assert tombstoning is None, tombstoning
     assert isinstance(reserved, BatchFailed) and UNIQUE_VIOLATION in sqlstates_in_chain(reserved.cause), reserved
     assert await stock(sku) == (5, 0, 0)
     await handle(late)  # the worker's one-at-a-time retry
