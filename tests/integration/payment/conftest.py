@@ -159,17 +159,19 @@ def in_batch(sessions, gateway_name, executor) -> Callable[..., Awaitable[None]]
 
 
 @pytest.fixture
-def count_statements(sessions) -> Callable[[], AbstractContextManager[list[str]]]:
+def count_statements(sessions) -> Callable[..., AbstractContextManager[list[str]]]:
     """`with count_statements() as statements:` the SQL statements the test's engine sent meanwhile
-    (an executemany counts once: it is one statement, sent with many parameter sets)."""
+    (an executemany counts once: it is one statement, sent with many parameter sets).
+    `count_statements(on_each)` also calls `on_each(statement)` as each one is sent."""
 
     @contextmanager
-    def counting() -> Iterator[list[str]]:
+    def counting(on_each: Callable[[str], None] = lambda _statement: None) -> Iterator[list[str]]:
         engine = sessions.kw["bind"].sync_engine
         statements: list[str] = []
 
         def record(_conn, _cursor, statement, _parameters, _context, _executemany) -> None:
             statements.append(statement)
+            on_each(statement)
 
         event.listen(engine, "before_cursor_execute", record)
         try:

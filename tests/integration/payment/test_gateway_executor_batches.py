@@ -5,14 +5,11 @@ Postgres, with the test's own executor and a recording gateway."""
 
 import asyncio
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from uuid import UUID
 
 import pytest
 from payment_service.entrypoints.executor import GatewayExecutor
 from payment_service.service_layer.handlers import record_order, record_reservation
-from sqlalchemy import event
 
 pytestmark = pytest.mark.infra
 
@@ -73,37 +70,28 @@ class GatedGateway:
         return await self.inner.refund(**call)
 
 
-@contextmanager
-def on_recording_lock(sessions, callback) -> Iterator[list[str]]:
-    """Calls `callback` when a recording transaction locks its payments (the executor's claim skips
-    locked rows; a recording waits for them); yields the recordings' lock statements."""
-    engine = sessions.kw["bind"].sync_engine
-    locks: list[str] = []
-
-    def seen(_conn, _cursor, statement, _parameters, _context, _executemany) -> None:
-        if "FOR UPDATE" in statement and "SKIP LOCKED" not in statement:
-            locks.append(statement)
-            callback()
-
-    event.listen(engine, "before_cursor_execute", seen)
-    try:
-        yield locks
-    finally:
-        event.remove(engine, "before_cursor_execute", seen)
+def is_recording_lock(statement: str) -> bool:
+    """A recording transaction locking its payments (the claim skips locked rows; a recording waits)."""
+    return "FOR UPDATE" in statement and "SKIP LOCKED" not in statement
 
 
 async def test_answers_arriving_while_an_outcome_is_being_recorded_are_recorded_together_next(
-    decide_charges, settings, sessions, gateway, gateway_name, payment
+    decide_charges, settings, sessions, count_statements, gateway, gateway_name, payment
 ):
     orders = await decide_charges(10)
     gated = GatedGateway(gateway)
     executor = GatewayExecutor(settings, sessions, gated, gateway_name=gateway_name)
 
     # The first answer's recording is under way when the nine others arrive.
-    with on_recording_lock(sessions, gated.release.set) as recordings:
+    def release_once_recording(statement: str) -> None:
+        if is_recording_lock(statement):
+            gated.release.set()
+
+    with count_statements(release_once_recording) as statements:
         assert await executor.start_due_calls() == 10
         await executor.drain()
 
+    recordings = [statement for statement in statements if is_recording_lock(statement)]
     assert len(recordings) == 2  # the first answer alone, then the nine together
     assert {(await payment(order_id))["status"] for order_id in orders} == {"CHARGED"}
     assert sorted(gateway.calls) == sorted(f"charge:{order_id}" for order_id in orders)

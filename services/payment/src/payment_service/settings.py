@@ -32,7 +32,7 @@ class Settings(ServiceSettings):
     # presumed dead and another one asks again (same key). Longer than the timeout.
     executor_lease_s: float = 15.0
     executor_sweep_interval_s: float = 1.0  # intents left by a crash or a failure are looked for this often
-    executor_concurrency: int = 50  # gateway calls in flight at once
+    executor_concurrency: int = 50  # gateway calls in flight at once (until their outcome is recorded)
 
     @model_validator(mode="after")
     def _real_gateway_in_production(self) -> "Settings":
