@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiokafka.structs import ConsumerRecord
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import Uuid, bindparam, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.events.base import Envelope
 from shared.events.codec import InvalidRecord, UnknownEventType, decode
 from shared.logging import bind_context
-from shared.outbox.tables import processed_events
 from shared.outbox.writer import add_to_outbox
 
 
@@ -181,16 +181,19 @@ def _in(item: BatchItem, claimed: set[uuid.UUID]) -> bool:
     return item.envelope is not None and item.envelope.event_id in claimed
 
 
+# One statement of one shape for any number of events, so SQLAlchemy compiles it once (a multi-row
+# VALUES is a new statement for every batch size: ~36 ms of CPU to build for 500 rows).
+_CLAIM = text(
+    "INSERT INTO processed_events (consumer, event_id) SELECT :consumer, unnest(:event_ids) "
+    "ON CONFLICT DO NOTHING RETURNING event_id"
+).bindparams(bindparam("event_ids", type_=ARRAY(Uuid())))
+
+
 async def _claim(session: AsyncSession, consumer: str, event_ids: list[uuid.UUID]) -> set[uuid.UUID]:
     """Insert the events' dedup rows in one statement; the ids that were not there yet."""
     if not event_ids:
         return set()
-    inserted = await session.execute(
-        pg_insert(processed_events)
-        .values([{"consumer": consumer, "event_id": event_id} for event_id in event_ids])
-        .on_conflict_do_nothing()
-        .returning(processed_events.c.event_id)
-    )
+    inserted = await session.execute(_CLAIM, {"consumer": consumer, "event_ids": event_ids})
     return set(inserted.scalars())
 
 
