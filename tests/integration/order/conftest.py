@@ -3,15 +3,23 @@
 fresh order ids, customers and keys and looks only at its own rows."""
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from datetime import datetime
+from typing import Any
 
 import httpx
 import pytest
+from order_service.adapters import event_store, projection
+from order_service.adapters.repository import envelope_for
+from order_service.domain import Order, OrderItem
 from order_service.entrypoints.api import create_app
 from order_service.service_layer import handlers
 from order_service.service_layer.commands import Line, PlaceOrder
 from order_service.settings import Settings
 from shared.events import Envelope
+from shared.events.base import utc_now
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 
@@ -50,6 +58,23 @@ def place(sessions, customer) -> Callable[..., Awaitable[uuid.UUID]]:
     return run
 
 
+@pytest.fixture
+def place_unheard(sessions, customer) -> Callable[..., Awaitable[uuid.UUID]]:
+    """`await place_unheard(at=now)`: an order placed at that time whose OrderCreated reached no one:
+    stored and projected, but not in the outbox. The running saga (the stack is shared) never
+    answers it, so only the test's own events move it."""
+
+    async def place(at: datetime | None = None) -> uuid.UUID:
+        order = Order.place(uuid.uuid4(), customer, [OrderItem("SKU-1", 2)], "tok_visa", at or utc_now())
+        (recorded,) = order.pending_events
+        async with sessions() as session, session.begin():
+            await event_store.append(session, [event_store.stored_event(recorded, envelope_for(recorded, None))])
+            await projection.insert_many(session, [projection.project(order)])
+        return order.order_id
+
+    return place
+
+
 async def handle_in_one_transaction(sessions: async_sessionmaker[AsyncSession], *envelopes: Envelope) -> None:
     """What the worker does with a batch of claimed events: open the unit of work on all of them,
     run each one's handler in order, flush, commit."""
@@ -69,6 +94,46 @@ def handle(sessions) -> Callable[..., Awaitable[None]]:
         await handle_in_one_transaction(sessions, *envelopes)
 
     return run
+
+
+TRANSACTION_CONTROL = {"BEGIN", "COMMIT", "ROLLBACK"}
+
+
+@pytest.fixture
+def round_trips(sessions) -> Callable[[], AbstractContextManager[list[str]]]:
+    """`with round_trips() as sent:` the first word of every query the sessions' connections send
+    to Postgres in the block: SQLAlchemy's statements, and the BEGIN / COMMIT that asyncpg sends
+    on its own."""
+    engine = sessions.kw["bind"].sync_engine
+
+    @contextmanager
+    def record() -> Iterator[list[str]]:
+        sent: list[str] = []
+        watched: list[Any] = []
+
+        def on_statement(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            sent.append(statement.split()[0])
+
+        def on_query(query: Any) -> None:  # asyncpg's log has our executemany too: counted above
+            word = query.query.split()[0].rstrip(";")
+            if word in TRANSACTION_CONTROL:
+                sent.append(word)
+
+        def on_checkout(dbapi_connection: Any, *_args: Any) -> None:
+            dbapi_connection.driver_connection.add_query_logger(on_query)
+            watched.append(dbapi_connection.driver_connection)
+
+        event.listen(engine, "after_cursor_execute", on_statement)
+        event.listen(engine.pool, "checkout", on_checkout)
+        try:
+            yield sent
+        finally:
+            event.remove(engine, "after_cursor_execute", on_statement)
+            event.remove(engine.pool, "checkout", on_checkout)
+            for connection in watched:
+                connection.remove_query_logger(on_query)
+
+    return record
 
 
 @pytest.fixture(scope="session")

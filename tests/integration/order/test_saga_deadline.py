@@ -11,9 +11,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from order_service.adapters import event_store, projection
-from order_service.adapters.repository import envelope_for
 from order_service.adapters.tables import order_events
-from order_service.domain import Order, OrderItem, OrderStatus
+from order_service.domain import OrderStatus
 from order_service.entrypoints.worker import saga_deadline_sweep
 from order_service.service_layer import handlers
 from prometheus_client import REGISTRY
@@ -29,17 +28,11 @@ BATCH = 1000
 
 
 @pytest.fixture
-def placed_long_ago(sessions, customer):
-    """`await placed_long_ago(at=LONG_AGO)`: an order placed then whose OrderCreated reached no one:
-    stored and projected, but not in the outbox."""
+def placed_long_ago(place_unheard):
+    """`await placed_long_ago(at=LONG_AGO)`: an order placed then whose OrderCreated reached no one."""
 
     async def place(at: datetime = LONG_AGO) -> uuid.UUID:
-        order = Order.place(uuid.uuid4(), customer, [OrderItem("SKU-1", 1)], "tok_visa", at)
-        (recorded,) = order.pending_events
-        async with sessions() as session, session.begin():
-            await event_store.append(session, [event_store.stored_event(recorded, envelope_for(recorded, None))])
-            await projection.insert_many(session, [projection.project(order)])
-        return order.order_id
+        return await place_unheard(at)
 
     return place
 

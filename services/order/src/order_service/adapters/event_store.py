@@ -1,7 +1,7 @@
 """The event store: each order's events, appended in version order, read back to fold the order."""
 
 from collections.abc import AsyncIterator, Collection, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, cast
 from uuid import UUID
@@ -65,25 +65,17 @@ def stored_event(recorded: RecordedEvent, envelope: Envelope) -> StoredEvent:
     )
 
 
+def to_row(event: StoredEvent) -> dict[str, Any]:
+    return {field.name: getattr(event, field.name) for field in fields(event)}
+
+
 async def append(session: AsyncSession, events: Sequence[StoredEvent]) -> None:
     """Append new events, of any number of orders, in one statement; raises ConcurrencyConflict if
     one of their versions is already taken (the whole statement fails: nothing is appended)."""
     if not events:
         return
-    rows = [
-        {
-            "order_id": e.order_id,
-            "version": e.version,
-            "event_id": e.event_id,
-            "event_type": e.event_type,
-            "schema_version": e.schema_version,
-            "data": e.data,
-            "occurred_at": e.occurred_at,
-        }
-        for e in events
-    ]
     try:
-        await session.execute(insert(order_events), rows)
+        await session.execute(insert(order_events), [to_row(event) for event in events])
     except IntegrityError as error:
         taken = _order_whose_version_is_taken(error, events)
         if taken is not None:

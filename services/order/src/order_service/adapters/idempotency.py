@@ -3,35 +3,44 @@
 from dataclasses import dataclass
 from uuid import UUID
 
-from sqlalchemy import select
+from sqlalchemy import CTE, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .tables import idempotency_keys
+from .projection import ProjectedOrder, from_row
+from .tables import idempotency_keys, orders
 
 
 @dataclass(frozen=True)
 class Claim:
     """Who holds a key: the hash of the request that claimed it, and the order it created."""
 
+    key: str
     request_hash: str
     order_id: UUID
 
 
-async def claim(session: AsyncSession, key: str, request_hash: str, order_id: UUID) -> Claim:
-    """Claim `key` for `order_id`, or return the existing claim. A concurrent request with the same
-    key waits on the insert until the first one commits (then sees its claim) or rolls back (then
-    claims the key itself), so exactly one order is created per key."""
-    inserted = await session.execute(
+def claiming(claim: Claim) -> CTE:
+    """`claimed`: the key's row if this statement inserted it, nothing if the key was claimed
+    already. A concurrent request with the same key waits on the insert until the first one commits
+    (then finds its claim) or rolls back (then claims the key itself), so exactly one order is
+    created per key."""
+    return (
         insert(idempotency_keys)
-        .values(key=key, request_hash=request_hash, order_id=order_id)
+        .values(key=claim.key, request_hash=claim.request_hash, order_id=claim.order_id)
         .on_conflict_do_nothing(index_elements=["key"])
         .returning(idempotency_keys.c.key)
+        .cte("claimed")
     )
-    if inserted.first() is not None:
-        return Claim(request_hash, order_id)
-    existing = await session.execute(
-        select(idempotency_keys.c.request_hash, idempotency_keys.c.order_id).where(idempotency_keys.c.key == key)
+
+
+async def earlier_claim(session: AsyncSession, key: str) -> tuple[Claim, ProjectedOrder | None]:
+    """The claim that holds `key`, and the order it created, in one statement."""
+    result = await session.execute(
+        select(idempotency_keys.c.request_hash, idempotency_keys.c.order_id.label("claimed_order_id"), orders)
+        .select_from(idempotency_keys.outerjoin(orders, orders.c.order_id == idempotency_keys.c.order_id))
+        .where(idempotency_keys.c.key == key)
     )
-    row = existing.one()
-    return Claim(row.request_hash, row.order_id)
+    row = dict(result.mappings().one())
+    claim = Claim(key, row.pop("request_hash"), row.pop("claimed_order_id"))
+    return claim, (from_row(row) if row["order_id"] is not None else None)

@@ -25,8 +25,9 @@ from shared.logging import get_logger
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from order_service.adapters import idempotency, projection
+from order_service.adapters.idempotency import Claim
 from order_service.adapters.projection import ProjectedOrder
-from order_service.adapters.repository import OrderBatch, lock_orders, locked_orders
+from order_service.adapters.repository import OrderBatch, insert_new, lock_orders, locked_orders
 from order_service.domain import CorruptHistory, Order, OrderEvent
 
 from .commands import CancelOrder, PlaceOrder
@@ -51,21 +52,18 @@ async def place_order(session: AsyncSession, command: PlaceOrder, now: datetime 
     """A new PENDING order and its OrderCreated. Raises InvalidOrder (nothing is written) or
     IdempotencyKeyReused."""
     order = Order.place(uuid4(), command.customer_id, command.items, command.payment_token, now or utc_now())
+    key = command.idempotency_key
+    claim = None if key is None else Claim(key, request_hash(command), order.order_id)
     async with session.begin():
-        if command.idempotency_key is not None:
-            fingerprint = request_hash(command)
-            claim = await idempotency.claim(session, command.idempotency_key, fingerprint, order.order_id)
-            if claim.order_id != order.order_id:
-                if claim.request_hash != fingerprint:
-                    raise IdempotencyKeyReused(command.idempotency_key)
-                existing = await projection.get(session, claim.order_id)
-                if existing is None:  # the claim and the order commit together, so this is a bug
-                    raise RuntimeError(f"idempotency key {command.idempotency_key!r} points to no order")
-                return Placed(existing, replayed=True)
-        placed = OrderBatch(session)
-        placed.add(order)
-        await placed.flush()
-    return Placed(projection.project(order), replayed=False)
+        if await insert_new(session, order, claim):  # one statement: the order and its key's claim
+            return Placed(projection.project(order), replayed=False)
+        assert claim is not None  # only a key claimed already stops a new order
+        earlier, existing = await idempotency.earlier_claim(session, claim.key)
+    if earlier.request_hash != claim.request_hash:
+        raise IdempotencyKeyReused(claim.key)
+    if existing is None:  # the claim and the order commit together, so this is a bug
+        raise RuntimeError(f"idempotency key {claim.key!r} points to no order")
+    return Placed(existing, replayed=True)
 
 
 async def cancel_order(session: AsyncSession, command: CancelOrder, now: datetime | None = None) -> ProjectedOrder:
