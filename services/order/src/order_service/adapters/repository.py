@@ -7,6 +7,7 @@ of events, the saga deadline's sweep, a customer's cancel) goes through one unit
 `OrderBatch`: lock the rows (one statement), load the histories (one); then append the new events
 (one), update the changed rows (one) and add the outbox rows (one)."""
 
+import functools
 from collections.abc import Collection, Mapping
 from datetime import UTC
 from typing import Any
@@ -16,7 +17,7 @@ from shared.consumer import SessionBatch
 from shared.events import Envelope
 from shared.events.codec import encode
 from shared.outbox.tables import outbox
-from sqlalchemy import Table, exists, insert, literal, select
+from sqlalchemy import Select, Table, bindparam, exists, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from order_service.domain import Order, RecordedEvent
@@ -96,26 +97,37 @@ async def insert_new(session: AsyncSession, order: Order, claim: Claim | None = 
     claimed already. One statement instead of four, each a round trip to the database."""
     (created,) = order.pending_events
     envelope = envelope_for(created, None)
-    rows = [
-        (order_events, event_store.to_row(event_store.stored_event(created, envelope))),
-        (orders, projection.to_row(projection.project(order))),
-        (outbox, outbox_row(envelope)),
-    ]
-    if claim is None:
-        writes = [insert(table).values(row) for table, row in rows]
-        answer = select(literal(True))
-    else:
-        # Data-modifying CTEs all run; each insert takes its row only if the key's claim did.
-        claimed = idempotency.claiming(claim)
-        took_it = exists(select(claimed.c.key))
-        writes = [
-            insert(table).from_select(list(row), select(*_typed(table, row)).where(took_it)) for table, row in rows
-        ]
-        answer = select(took_it)
-    statement = answer.add_cte(
-        *(write.cte(f"new_{table.name}") for write, (table, _) in zip(writes, rows, strict=True))
-    )
-    return bool((await session.execute(statement)).scalar_one())
+    rows = {
+        order_events: event_store.to_row(event_store.stored_event(created, envelope)),
+        orders: projection.to_row(projection.project(order)),
+        outbox: outbox_row(envelope),
+    }
+    statement = _new_order_statement(claim is not None, tuple((table, tuple(row)) for table, row in rows.items()))
+    parameters = {_parameter(table, name): value for table, row in rows.items() for name, value in row.items()}
+    if claim is not None:
+        parameters |= idempotency.claim_parameters(claim)
+    return bool((await session.execute(statement, parameters)).scalar_one())
+
+
+@functools.cache
+def _new_order_statement(claiming: bool, columns: tuple[tuple[Table, tuple[str, ...]], ...]) -> Select[Any]:
+    """`insert_new`'s statement, built once (building and keying it cost more CPU than running it).
+    Data-modifying CTEs all run: with a key, each insert takes its row only if the claim did."""
+    only_if = exists(select(idempotency.claiming().c.key)) if claiming else None
+    writes = []
+    for table, names in columns:
+        values = [bindparam(_parameter(table, name), type_=table.c[name].type) for name in names]
+        if only_if is None:
+            write = insert(table).values(dict(zip(names, values, strict=True)))
+        else:
+            write = insert(table).from_select(list(names), select(*values).where(only_if))
+        writes.append(write.cte(f"new_{table.name}"))
+    answer = select(only_if if only_if is not None else literal(True))
+    return answer.add_cte(*writes)
+
+
+def _parameter(table: Table, column: str) -> str:
+    return f"{table.name}_{column}"
 
 
 def outbox_row(envelope: Envelope) -> dict[str, Any]:
@@ -130,11 +142,6 @@ def outbox_row(envelope: Envelope) -> dict[str, Any]:
         "value": record.value,
         "headers": {name: value.decode() for name, value in record.headers},
     }
-
-
-def _typed(table: Table, row: dict[str, Any]) -> list[Any]:
-    """The row's values as binds of the table's column types (a bare NULL would be text)."""
-    return [literal(value, table.c[name].type) for name, value in row.items()]
 
 
 def envelope_for(recorded: RecordedEvent, caused_by: Envelope | None) -> Envelope:
