@@ -8,7 +8,7 @@ from uuid import UUID
 
 from shared.events import Envelope
 from shared.events.registry import event_class
-from sqlalchemy import insert, select
+from sqlalchemy import ARRAY, Uuid, any_, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -94,8 +94,9 @@ async def histories(session: AsyncSession, order_ids: Collection[UUID]) -> dict[
         return {}
     result = await session.execute(
         select(order_events)
-        .where(order_events.c.order_id.in_(sorted(set(order_ids))))
-        .order_by(order_events.c.order_id, order_events.c.version)
+        .where(order_events.c.order_id == any_(bindparam("order_ids", type_=ARRAY(Uuid))))
+        .order_by(order_events.c.order_id, order_events.c.version),
+        {"order_ids": list(order_ids)},  # one array: the same statement for any number of ids
     )
     found: dict[UUID, list[StoredEvent]] = {}
     for row in result.mappings():

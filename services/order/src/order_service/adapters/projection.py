@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import cast, column, delete, insert, select, text, tuple_, update, values
+from sqlalchemy import ARRAY, Uuid, any_, bindparam, delete, insert, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from order_service.domain import AWAITING_AN_ANSWER, Order, OrderItem, OrderStatus
@@ -92,9 +92,10 @@ async def lock(session: AsyncSession, order_ids: Collection[UUID]) -> set[UUID]:
         return set()
     result = await session.execute(
         select(orders.c.order_id)
-        .where(orders.c.order_id.in_(sorted(set(order_ids))))
+        .where(orders.c.order_id == any_(bindparam("order_ids", type_=ARRAY(Uuid))))
         .order_by(orders.c.order_id)
-        .with_for_update()
+        .with_for_update(),
+        {"order_ids": list(order_ids)},  # one array: the same statement for any number of ids
     )
     return set(result.scalars())
 
@@ -116,21 +117,21 @@ async def lock_overdue(session: AsyncSession, *, placed_before: datetime, limit:
 
 
 async def replace(session: AsyncSession, projected: Sequence[ProjectedOrder]) -> None:
-    """Overwrite the orders' rows with the fold of the store, in one statement
-    (`UPDATE ... FROM (VALUES ...)`): the projection follows the events, so a row that had drifted
-    is corrected by the next change. The rows are locked by the caller."""
-    if not projected:
-        return
-    columns = [column(c.name, c.type) for c in orders.columns]
-    new = values(*columns, name="new").data([tuple(to_row(p).values()) for p in projected])
-    result = await session.execute(
-        update(orders)
-        .where(orders.c.order_id == new.c.order_id)
-        # VALUES renders a None as a bare NULL, typed text when a whole column is NULL: cast back.
-        .values({c.name: cast(new.c[c.name], c.type) for c in orders.columns if c.name != "order_id"})
-    )
-    if result.rowcount != len(projected):  # type: ignore[attr-defined]
-        raise RuntimeError("a projection row vanished while locked")
+    """Overwrite the orders' rows with the fold of the store: the projection follows the events, so
+    a row that had drifted is corrected by the next change. The rows are locked by the caller. One
+    statement whatever the number of rows (an executemany, which asyncpg pipelines in one round
+    trip), so it is compiled once, not once per batch size as a multi-row VALUES would be."""
+    if projected:
+        rows = [{f"new_{name}": value for name, value in to_row(p).items()} for p in projected]
+        await session.execute(_REPLACE, rows)
+
+
+# (A bind parameter may not be named as a column of the updated table.)
+_REPLACE = (
+    update(orders)
+    .where(orders.c.order_id == bindparam("new_order_id", type_=Uuid))
+    .values({c.name: bindparam(f"new_{c.name}", type_=c.type) for c in orders.columns if c.name != "order_id"})
+)
 
 
 async def get(session: AsyncSession, order_id: UUID) -> ProjectedOrder | None:
