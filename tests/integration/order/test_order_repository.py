@@ -192,7 +192,6 @@ async def test_an_idempotency_key_creates_one_order_however_many_times_it_is_sen
     assert len(set(order_ids)) == 1
     with pytest.raises(IdempotencyKeyReused):
         await place(("SKU-1", 3), key=key)
-    # (The running saga may answer the order meanwhile: the stack is shared.)
     assert [e.event_type for e in await stored(sessions, order_ids[0])].count("OrderCreated") == 1
     async with sessions() as session:  # the requests that lost the key wrote nothing at all
         rows, _ = await projection.page(session, limit=10, customer_id=customer)

@@ -15,8 +15,8 @@ from uuid import UUID
 
 from shared.consumer import SessionBatch
 from shared.events import Envelope
-from shared.events.codec import encode
 from shared.outbox.tables import outbox
+from shared.outbox.writer import outbox_row
 from sqlalchemy import Select, Table, bindparam, exists, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -128,20 +128,6 @@ def _new_order_statement(claiming: bool, columns: tuple[tuple[Table, tuple[str, 
 
 def _parameter(table: Table, column: str) -> str:
     return f"{table.name}_{column}"
-
-
-def outbox_row(envelope: Envelope) -> dict[str, Any]:
-    """The envelope as the outbox stores it (as shared.outbox.add_to_outbox writes it: serialized
-    now, so the relay only copies bytes)."""
-    record = encode(envelope)
-    return {
-        "event_id": envelope.event_id,
-        "event_type": envelope.event_type,
-        "topic": record.topic,
-        "key": record.key.decode(),
-        "value": record.value,
-        "headers": {name: value.decode() for name, value in record.headers},
-    }
 
 
 def envelope_for(recorded: RecordedEvent, caused_by: Envelope | None) -> Envelope:
