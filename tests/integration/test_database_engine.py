@@ -6,7 +6,7 @@ import contextlib
 
 import pytest
 from order_service.settings import Settings
-from shared.db import create_engine
+from shared.db import create_engine, create_session_factory, driver_connection
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
@@ -34,5 +34,26 @@ async def test_a_connection_that_failed_like_an_outage_is_invalidated_and_the_ne
         assert invalidated
         async with engine.connect() as conn:
             assert (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one() != broken_pid
+    finally:
+        await engine.dispose()
+
+
+async def test_statements_sent_on_the_driver_connection_belong_to_the_session_s_transaction():
+    engine = create_engine(Settings(db_pool_size=1, db_max_overflow=0), role="tests")
+    sessions = create_session_factory(engine)
+    try:
+        async with sessions() as session:
+            async with session.begin():
+                driver = await driver_connection(session)  # before any statement through SQLAlchemy
+                first = await driver.fetchval("SELECT pg_current_xact_id()::text")
+                second = (await session.execute(text("SELECT pg_current_xact_id()::text"))).scalar_one()
+                await driver.execute("CREATE TEMP TABLE driver_probe (n int)")
+                await driver.execute("INSERT INTO driver_probe VALUES (1)")
+                await session.rollback()
+        async with sessions() as session:
+            left = await session.execute(text("SELECT to_regclass('pg_temp.driver_probe')"))
+
+        assert first == second, "one transaction"
+        assert left.scalar_one() is None, "rolled back with the session"
     finally:
         await engine.dispose()

@@ -1,11 +1,17 @@
 """Database engine and sessions. Built by each process at start-up, never at import time."""
 
+from collections.abc import Awaitable, Iterable, Sequence
+from typing import Any, TypeVar
+
+import asyncpg
 from sqlalchemy import event
 from sqlalchemy.engine import ExceptionContext, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from shared.outage import is_database_outage
 from shared.settings import ServiceSettings
+
+T = TypeVar("T")
 
 
 def create_engine(settings: ServiceSettings, *, role: str = "app") -> AsyncEngine:
@@ -35,6 +41,58 @@ def _outage_is_a_disconnect(context: ExceptionContext) -> None:
     it is thrown away, and so are the pool's connections older than it (they saw the same outage)."""
     if is_database_outage(context.original_exception):
         context.is_disconnect = True
+
+
+class DriverConnection:
+    """The asyncpg connection under a session, in the session's transaction. The workers' hot
+    statements run on it: SQLAlchemy's execute costs about twice the CPU of asyncpg's own for the
+    same statement (docs/numbers.md), and a worker transaction runs a handful of them per batch.
+    jsonb parameters are JSON text and jsonb results come back decoded (the dialect's codecs).
+
+    A statement that fails like an outage invalidates the SQLAlchemy connection, as
+    `_outage_is_a_disconnect` does for SQLAlchemy's own statements, which this one never sees:
+    otherwise the dead connection would go back to the pool and fail every later checkout."""
+
+    def __init__(self, connection: AsyncConnection, driver: asyncpg.Connection) -> None:
+        self._connection = connection
+        self._driver = driver
+
+    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        return await self._run(self._driver.fetch(query, *args))
+
+    async def fetchval(self, query: str, *args: Any) -> Any:
+        return await self._run(self._driver.fetchval(query, *args))
+
+    async def execute(self, query: str, *args: Any) -> str:
+        return await self._run(self._driver.execute(query, *args))
+
+    async def executemany(self, query: str, args: Iterable[Sequence[Any]]) -> None:
+        await self._run(self._driver.executemany(query, args))
+
+    async def _run(self, statement: Awaitable[T]) -> T:
+        try:
+            return await statement
+        except Exception as exc:
+            if is_database_outage(exc):
+                await self._connection.invalidate(exc)
+            raise
+
+
+async def driver_connection(session: AsyncSession) -> DriverConnection:
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    adapter = raw.dbapi_connection
+    # The dialect's adapter sends BEGIN lazily, before its own first statement: a statement sent on
+    # the driver first would run outside the transaction (autocommitted, never rolled back). No public
+    # call begins it without a statement of its own; tests/integration/test_database_engine.py checks.
+    if adapter._transaction is None:  # type: ignore[union-attr]
+        try:
+            await adapter._start_transaction()  # type: ignore[union-attr]
+        except Exception as exc:
+            if is_database_outage(exc):
+                await connection.invalidate(exc)
+            raise
+    return DriverConnection(connection, raw.driver_connection)
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

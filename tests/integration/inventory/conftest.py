@@ -22,8 +22,8 @@ from shared.consumer.transaction import Applied, BatchFailed, apply_batch, decod
 from shared.events import Envelope, Event, OrderCreated, OrderLine
 from shared.events.base import utc_now
 from shared.events.codec import encode
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from statement_log import statement_kinds, statements_sent
 
 
 @pytest.fixture(scope="session")
@@ -87,24 +87,20 @@ def handle(sessions) -> Callable[..., Awaitable[list[Applied]]]:
     return run
 
 
+TRANSACTION = {"BEGIN", "COMMIT", "ROLLBACK"}
+
+
 @pytest.fixture
 def count_statements(sessions) -> Callable[[], AbstractContextManager[list[str]]]:
-    """`with count_statements() as statements:` the SQL statements the tests' engine sent meanwhile
-    (an executemany counts once: one statement sent with many parameter sets)."""
+    """`with count_statements() as statements:` the SQL statements the tests' engine sent meanwhile,
+    BEGIN and COMMIT left out (statement_log.statements_sent)."""
 
     @contextmanager
     def counting() -> Iterator[list[str]]:
-        engine = sessions.kw["bind"].sync_engine
         statements: list[str] = []
-
-        def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-            statements.append(statement)
-
-        event.listen(engine, "before_cursor_execute", record)
-        try:
+        with statements_sent(sessions) as sent:
             yield statements
-        finally:
-            event.remove(engine, "before_cursor_execute", record)
+        statements.extend(s for s, kind in zip(sent, statement_kinds(sent), strict=True) if kind not in TRANSACTION)
 
     return counting
 

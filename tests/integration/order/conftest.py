@@ -21,6 +21,7 @@ from shared.events import Envelope
 from shared.events.base import utc_now
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from statement_log import statement_kinds, statements_sent
 
 
 @pytest.fixture(scope="session")
@@ -106,42 +107,17 @@ def handle(sessions) -> Callable[..., Awaitable[None]]:
     return run
 
 
-TRANSACTION_CONTROL = {"BEGIN", "COMMIT", "ROLLBACK"}
-
-
 @pytest.fixture
 def round_trips(sessions) -> Callable[[], AbstractContextManager[list[str]]]:
-    """`with round_trips() as sent:` the first word of every query the sessions' connections send
-    to Postgres in the block: SQLAlchemy's statements, and the BEGIN / COMMIT that asyncpg sends
-    on its own."""
-    engine = sessions.kw["bind"].sync_engine
+    """`with round_trips() as sent:` the first word of every statement the sessions' connections send
+    to Postgres in the block, BEGIN and COMMIT included (statement_log.statements_sent)."""
 
     @contextmanager
     def record() -> Iterator[list[str]]:
-        sent: list[str] = []
-        watched: list[Any] = []
-
-        def on_statement(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-            sent.append(statement.split()[0])
-
-        def on_query(query: Any) -> None:  # asyncpg's log has our executemany too: counted above
-            word = query.query.split()[0].rstrip(";")
-            if word in TRANSACTION_CONTROL:
-                sent.append(word)
-
-        def on_checkout(dbapi_connection: Any, *_args: Any) -> None:
-            dbapi_connection.driver_connection.add_query_logger(on_query)
-            watched.append(dbapi_connection.driver_connection)
-
-        event.listen(engine, "after_cursor_execute", on_statement)
-        event.listen(engine.pool, "checkout", on_checkout)
-        try:
-            yield sent
-        finally:
-            event.remove(engine, "after_cursor_execute", on_statement)
-            event.remove(engine.pool, "checkout", on_checkout)
-            for connection in watched:
-                connection.remove_query_logger(on_query)
+        kinds: list[str] = []
+        with statements_sent(sessions) as sent:
+            yield kinds
+        kinds.extend(statement_kinds(sent))
 
     return record
 

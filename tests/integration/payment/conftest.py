@@ -27,8 +27,8 @@ from payment_service.service_layer.handlers import open_batch
 from payment_service.settings import Settings
 from shared.events import Envelope, Event, OrderCancelled, OrderCreated, OrderLine, PricedLine, StockReserved
 from shared.events.base import utc_now
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from statement_log import statement_kinds, statements_sent
 
 
 @dataclass
@@ -158,26 +158,21 @@ def in_batch(sessions, gateway_name, executor) -> Callable[..., Awaitable[None]]
     return run
 
 
+TRANSACTION = {"BEGIN", "COMMIT", "ROLLBACK"}
+
+
 @pytest.fixture
 def count_statements(sessions) -> Callable[..., AbstractContextManager[list[str]]]:
-    """`with count_statements() as statements:` the SQL statements the test's engine sent meanwhile
-    (an executemany counts once: it is one statement, sent with many parameter sets).
-    `count_statements(on_each)` also calls `on_each(statement)` as each one is sent."""
+    """`with count_statements() as statements:` the SQL statements the test's engine sent meanwhile,
+    BEGIN and COMMIT left out (tests/integration/conftest.py: statements_sent).
+    `count_statements(on_each)` also calls `on_each(statement)` as each one has run."""
 
     @contextmanager
     def counting(on_each: Callable[[str], None] = lambda _statement: None) -> Iterator[list[str]]:
-        engine = sessions.kw["bind"].sync_engine
         statements: list[str] = []
-
-        def record(_conn, _cursor, statement, _parameters, _context, _executemany) -> None:
-            statements.append(statement)
-            on_each(statement)
-
-        event.listen(engine, "before_cursor_execute", record)
-        try:
+        with statements_sent(sessions, on_each) as sent:
             yield statements
-        finally:
-            event.remove(engine, "before_cursor_execute", record)
+        statements.extend(s for s, kind in zip(sent, statement_kinds(sent), strict=True) if kind not in TRANSACTION)
 
     return counting
 

@@ -2,13 +2,12 @@
 
 from typing import Any
 
-from sqlalchemy import insert
+import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.db import driver_connection
 from shared.events.base import Envelope
 from shared.events.codec import encode
-
-from .tables import outbox
 
 
 def outbox_row(envelope: Envelope) -> dict[str, Any]:
@@ -25,6 +24,28 @@ def outbox_row(envelope: Envelope) -> dict[str, Any]:
     }
 
 
+# One statement of one shape for any number of rows, in the given order (ids, hence publishing order,
+# follow it).
+INSERT_ROWS = """
+    INSERT INTO outbox (event_id, event_type, topic, key, value, headers)
+    SELECT event_id, event_type, topic, key, value, headers
+    FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::jsonb[])
+        WITH ORDINALITY AS row (event_id, event_type, topic, key, value, headers, n)
+    ORDER BY n
+"""
+
+
 async def add_to_outbox(session: AsyncSession, *envelopes: Envelope) -> None:
-    if envelopes:
-        await session.execute(insert(outbox), [outbox_row(envelope) for envelope in envelopes])
+    if not envelopes:
+        return
+    rows = [outbox_row(envelope) for envelope in envelopes]
+    connection = await driver_connection(session)
+    await connection.execute(
+        INSERT_ROWS,
+        [row["event_id"] for row in rows],
+        [row["event_type"] for row in rows],
+        [row["topic"] for row in rows],
+        [row["key"] for row in rows],
+        [row["value"] for row in rows],
+        [orjson.dumps(row["headers"]).decode() for row in rows],
+    )
