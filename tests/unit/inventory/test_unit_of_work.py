@@ -21,7 +21,7 @@ def created(order_id, **quantities: int) -> Envelope:
 def batch_on(order_ids, *products: Product) -> InventoryBatch:
     """A batch opened on these orders (none has a reservation yet) and products."""
     skus = {product.sku for product in products}
-    return InventoryBatch(None, [], {p.sku: p for p in products}, order_ids=set(order_ids), skus=skus)  # type: ignore[arg-type]
+    return InventoryBatch(None, None, [], {p.sku: p for p in products}, order_ids=set(order_ids), skus=skus)  # type: ignore[arg-type]
 
 
 async def test_each_event_of_a_batch_sees_what_the_events_before_it_changed():

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from shared.consumer.retry import NonRetryableError
+from shared.db import driver_connection
 from shared.events import Envelope, Event, LowStockAlert, OrderCancelled, OrderCreated, PaymentProcessed
 from shared.logging import get_logger
 from shared.outbox.writer import add_to_outbox
@@ -52,24 +53,26 @@ async def put_product(session: AsyncSession, command: PutProduct) -> bool:
         "available": command.available,
         "reorder_level": command.reorder_level,
     }
-    product = await repository.lock_product(session, command.sku)
+    connection = await driver_connection(session)
+    product = await repository.lock_product(connection, command.sku)
     if product is None:
         new = Product(sku=command.sku, **entry)
-        if await repository.add_product(session, new):
+        if await repository.add_product(connection, new):
             await add_to_outbox(session, *_envelopes(_low_stock_alerts([(new, False)])))
             return True
         # A concurrent PUT created the SKU between our look and our insert: replace its entry.
-        product = await repository.lock_product(session, command.sku)
+        product = await repository.lock_product(connection, command.sku)
         assert product is not None
     was_low = product.is_low
     product.replace_catalog_entry(**entry)
-    await repository.save_products(session, [product])
+    await repository.save_products(connection, [product])
     await add_to_outbox(session, *_envelopes(_low_stock_alerts([(product, was_low)])))
     return False
 
 
 async def restock(session: AsyncSession, command: Restock) -> None:
-    product = await repository.lock_product(session, command.sku)
+    connection = await driver_connection(session)
+    product = await repository.lock_product(connection, command.sku)
     if product is None:
         raise UnknownProduct(command.sku)
     if product.available + command.quantity > MAX_STOCK:
@@ -77,7 +80,7 @@ async def restock(session: AsyncSession, command: Restock) -> None:
             f"{command.sku}: {product.available} available plus {command.quantity} exceeds {MAX_STOCK}"
         )
     product.restock(command.quantity)
-    await repository.save_products(session, [product])
+    await repository.save_products(connection, [product])
 
 
 # -- events from other services ---------------------------------------------------------------------
@@ -92,11 +95,12 @@ async def open_batch(session: AsyncSession, envelopes: Sequence[Envelope]) -> In
     order_ids = {
         e.event.order_id for e in envelopes if isinstance(e.event, OrderCreated | OrderCancelled | PaymentProcessed)
     }
-    held = await repository.lock_reservations(session, order_ids)
+    connection = await driver_connection(session)
+    held = await repository.lock_reservations(connection, order_ids)
     skus = {line.sku for reservation in held for line in reservation.lines}
     skus.update(line.sku for e in envelopes if isinstance(e.event, OrderCreated) for line in e.event.items)
-    products = await repository.lock_products(session, skus)
-    return InventoryBatch(session, held, products, order_ids=order_ids, skus=skus)
+    products = await repository.lock_products(connection, skus)
+    return InventoryBatch(session, connection, held, products, order_ids=order_ids, skus=skus)
 
 
 async def reserve_stock(batch: InventoryBatch, envelope: Envelope) -> None:

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from uuid import UUID
 
 from shared.consumer import SessionBatch
+from shared.db import DriverConnection
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inventory_service.adapters import repository
@@ -34,14 +35,17 @@ class InventoryBatch(SessionBatch):
     def __init__(
         self,
         session: AsyncSession,
+        connection: DriverConnection,
         reservations: Iterable[Reservation],
         products: dict[str, Product],
         *,
         order_ids: set[UUID],
         skus: set[str],
     ) -> None:
-        """`order_ids` and `skus`: what was looked up; `reservations` and `products`: what exists of it."""
+        """`connection`: the driver under `session`, which the flush writes on; `order_ids` and
+        `skus`: what was looked up; `reservations` and `products`: what exists of it."""
         super().__init__(session)
+        self._connection = connection
         self._reservations = {reservation.order_id: reservation for reservation in reservations}
         self._loaded = set(self._reservations)
         self._products = products
@@ -72,8 +76,8 @@ class InventoryBatch(SessionBatch):
         self._changed_products.update((product.sku, product) for product in products)
 
     async def flush(self) -> None:
-        await repository.insert_reservations(self.session, self._new.values())
-        await repository.save_reservations(self.session, self._changed.values())
-        await repository.save_products(self.session, self._changed_products.values())
+        await repository.insert_reservations(self._connection, self._new.values())
+        await repository.save_reservations(self._connection, self._changed.values())
+        await repository.save_products(self._connection, self._changed_products.values())
         self._new, self._changed, self._changed_products = {}, {}, {}
         await super().flush()  # the outbox rows the handlers emitted
