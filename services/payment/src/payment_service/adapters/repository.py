@@ -2,6 +2,12 @@
 of orders. Nothing here commits: the caller's transaction (the worker's batch, or one of the
 executor's short ones) does.
 
+The statements are SQL text run on the driver (shared.db.driver_connection): one text per statement
+shape, with the sets as array parameters, so asyncpg prepares each once per connection whatever the
+batch size, and no SQLAlchemy statement is built, cache-keyed or compiled per call (on these hot
+paths that cost more CPU than the statements themselves). Every parameter is cast, so its type is
+the statement's, not a guess.
+
 The lock order is the one every transaction that locks payment rows keeps: ascending order id,
 each set locked in one statement (`create_missing_payments`, then `lock_payments`). Two such
 transactions (two worker processes, a worker and an executor) wait on each other at most in one
@@ -13,54 +19,64 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Uuid, any_, bindparam, func, literal, select, update
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from shared.db import DriverConnection
 
 from payment_service.domain import Payment, PaymentStatus
 from payment_service.domain.payment import OPEN_INTENTS
 
-from .tables import payments
+# What a Payment is made of besides its order id, with each column's type (tables.py) for the casts.
+_FIELDS = {
+    "payment_token": "text",
+    "amount": "bigint",
+    "currency": "text",  # char(3) in the table: assigned from text, read back as text
+    "status": "text",
+    "payment_id": "uuid",
+    "failure_reason": "text",
+    "charged_at": "timestamptz",
+    "cancelled_at": "timestamptz",
+    "refund_id": "uuid",
+    "refunded_at": "timestamptz",
+    "gateway": "text",
+    "charge_key": "text",
+    "charge_requested_at": "timestamptz",
+    "refund_key": "text",
+    "attempts": "int",
+    "next_attempt_at": "timestamptz",
+    "last_error": "text",
+}
+_COLUMNS = ", ".join(["order_id", *_FIELDS])
 
-_FIELDS = (
-    "payment_token",
-    "amount",
-    "currency",
-    "status",
-    "payment_id",
-    "failure_reason",
-    "charged_at",
-    "cancelled_at",
-    "refund_id",
-    "refunded_at",
-    "gateway",
-    "charge_key",
-    "charge_requested_at",
-    "refund_key",
-    "attempts",
-    "next_attempt_at",
-    "last_error",
-)
+CREATE_MISSING = f"""
+    INSERT INTO payments (order_id, status)
+    SELECT unnest($1::uuid[]), '{PaymentStatus.AWAITING_DETAILS.value}'
+    ON CONFLICT (order_id) DO NOTHING
+"""
 
-# An array of order ids is one parameter: the statement's text, hence its prepared form in the
-# connection's cache, is the same for one order and for five hundred.
-_ORDER_IDS = bindparam("order_ids", type_=ARRAY(Uuid))
+LOCK = f"""
+    SELECT {_COLUMNS} FROM payments
+    WHERE order_id = ANY($1::uuid[])
+    ORDER BY order_id
+    FOR UPDATE
+"""
 
-_CREATE_MISSING = (
-    pg_insert(payments)
-    .from_select(
-        ["order_id", "status"],
-        select(func.unnest(_ORDER_IDS), literal(PaymentStatus.AWAITING_DETAILS.value)),
-    )
-    .on_conflict_do_nothing(index_elements=[payments.c.order_id])
-)
-_LOCK = select(payments).where(payments.c.order_id == any_(_ORDER_IDS)).order_by(payments.c.order_id).with_for_update()
-_SAVE = (
-    update(payments)
-    .where(payments.c.order_id == bindparam("saved_order_id"))
-    .values({name: bindparam(f"saved_{name}") for name in _FIELDS} | {"updated_at": func.statement_timestamp()})
-)
+# The statuses are written out, not a parameter: the condition is then the partial index's own
+# (payments_open_intents), which the planner can use in the statement's generic plan too.
+LOCK_DUE = f"""
+    SELECT {_COLUMNS} FROM payments
+    WHERE status IN ({", ".join(f"'{status.value}'" for status in sorted(OPEN_INTENTS))})
+        AND gateway = $1::text AND next_attempt_at <= $2::timestamptz
+    ORDER BY next_attempt_at
+    LIMIT $3::int
+    FOR UPDATE SKIP LOCKED
+"""
+
+# One array per column, the rows zipped by unnest: one statement, one round trip, for any number.
+SAVE = f"""
+    UPDATE payments SET {", ".join(f"{name} = saved.{name}" for name in _FIELDS)}, updated_at = statement_timestamp()
+    FROM unnest($1::uuid[], {", ".join(f"${n}::{kind}[]" for n, kind in enumerate(_FIELDS.values(), start=2))})
+        AS saved (order_id, {", ".join(_FIELDS)})
+    WHERE payments.order_id = saved.order_id
+"""
 
 
 class LockedPayments(Mapping[UUID, Payment]):
@@ -84,59 +100,46 @@ class LockedPayments(Mapping[UUID, Payment]):
         return [p for order_id, p in self._payments.items() if _values(p) != self._as_loaded[order_id]]
 
 
-async def create_missing_payments(session: AsyncSession, order_ids: Iterable[UUID]) -> None:
+async def create_missing_payments(connection: DriverConnection, order_ids: Iterable[UUID]) -> None:
     """A payment (awaiting details) for each order that has none yet: the first fact about an order
     creates it. In ascending order id, like every lock: a second transaction inserting the same
     order waits for the first to commit, and two of them never wait on each other in a cycle."""
-    await session.execute(_CREATE_MISSING, {"order_ids": sorted(set(order_ids))})
+    await connection.execute(CREATE_MISSING, sorted(set(order_ids)))
 
 
-async def lock_payments(session: AsyncSession, order_ids: Iterable[UUID]) -> LockedPayments:
+async def lock_payments(connection: DriverConnection, order_ids: Iterable[UUID]) -> LockedPayments:
     """The orders' payments (those that exist), locked for this transaction in ascending order id."""
-    rows = await session.execute(_LOCK, {"order_ids": sorted(set(order_ids))})
+    rows = await connection.fetch(LOCK, sorted(set(order_ids)))
     return LockedPayments(_payment(row) for row in rows)
 
 
-async def lock_due_intents(session: AsyncSession, gateway: str, now: datetime, limit: int) -> LockedPayments:
+async def lock_due_intents(connection: DriverConnection, gateway: str, now: datetime, limit: int) -> LockedPayments:
     """Up to `limit` payments whose intent at `gateway` is due, oldest first, locked. Rows another
     executor is claiming right now are skipped rather than waited for."""
-    rows = await session.execute(
-        select(payments)
-        .where(
-            payments.c.status.in_([status.value for status in OPEN_INTENTS]),
-            payments.c.gateway == gateway,
-            payments.c.next_attempt_at <= now,
-        )
-        .order_by(payments.c.next_attempt_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
+    rows = await connection.fetch(LOCK_DUE, gateway, now, limit)
     return LockedPayments(_payment(row) for row in rows)
 
 
-async def save_payments(session: AsyncSession, changed: Sequence[Payment]) -> None:
-    """Write the payments back, in one statement (executemany: one round trip for the set)."""
+async def save_payments(connection: DriverConnection, changed: Sequence[Payment]) -> None:
+    """Write the payments back, in one statement."""
     if not changed:
         return
-    await session.execute(
-        _SAVE,
-        [
-            {"saved_order_id": payment.order_id, **{f"saved_{name}": value for name, value in _columns(payment)}}
-            for payment in changed
-        ],
+    await connection.execute(
+        SAVE,
+        [payment.order_id for payment in changed],
+        *([_column(payment, name) for payment in changed] for name in _FIELDS),
     )
 
 
-def _columns(payment: Payment) -> Iterator[tuple[str, Any]]:
-    for name in _FIELDS:
-        value = getattr(payment, name)
-        yield name, value.value if isinstance(value, PaymentStatus) else value
+def _column(payment: Payment, name: str) -> Any:
+    value = getattr(payment, name)
+    return value.value if isinstance(value, PaymentStatus) else value
 
 
 def _values(payment: Payment) -> tuple[Any, ...]:
     return tuple(getattr(payment, name) for name in _FIELDS)
 
 
-def _payment(row: Any) -> Payment:
-    fields = {name: getattr(row, name) for name in _FIELDS}
-    return Payment(order_id=row.order_id, **{**fields, "status": PaymentStatus(row.status)})
+def _payment(row: Mapping[str, Any]) -> Payment:
+    fields = {name: row[name] for name in _FIELDS}
+    return Payment(order_id=row["order_id"], **{**fields, "status": PaymentStatus(row["status"])})

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from shared.events import Envelope, Event
+from shared.db import driver_connection
 from shared.events.base import utc_now
 from shared.logging import get_logger
 from shared.outbox.writer import add_to_outbox
@@ -85,9 +86,10 @@ async def claim_due(
     now = clock()
     lease = timedelta(seconds=settings.executor_lease_s)
     async with sessions() as session, session.begin():
-        due = await repository.lock_due_intents(session, gateway, now, limit)
+        connection = await driver_connection(session)
+        due = await repository.lock_due_intents(connection, gateway, now, limit)
         claims = [Claim(payment.order_id, payment.claim(now, lease)) for payment in due.values()]
-        await repository.save_payments(session, due.changed())
+        await repository.save_payments(connection, due.changed())
     return claims
 
 
@@ -125,7 +127,8 @@ async def record_outcomes(
     applied: list[tuple[Outcome, Payment]] = []
     events: list[Event] = []
     async with sessions() as session, session.begin():
-        locked = await repository.lock_payments(session, [outcome.claim.order_id for outcome in outcomes])
+        connection = await driver_connection(session)
+        locked = await repository.lock_payments(connection, [outcome.claim.order_id for outcome in outcomes])
         for outcome in outcomes:
             payment = locked[outcome.claim.order_id]
             if payment.pending_call != outcome.claim.call:
@@ -134,7 +137,7 @@ async def record_outcomes(
                 continue
             events.extend(_apply(payment, outcome, settings, now))
             applied.append((outcome, payment))
-        await repository.save_payments(session, locked.changed())
+        await repository.save_payments(connection, locked.changed())
         await add_to_outbox(session, *(Envelope.new(event, source=SOURCE) for event in events))
     for outcome, payment in applied:
         _log_recorded(outcome, payment)

@@ -21,6 +21,7 @@ from uuid import UUID
 
 from shared.consumer import SessionBatch
 from shared.consumer.retry import NonRetryableError
+from shared.db import DriverConnection, driver_connection
 from shared.events import Envelope, Event, OrderCancelled, OrderCreated, OrderRejected, StockReserved
 from shared.events.base import utc_now
 from shared.logging import get_logger
@@ -41,8 +42,9 @@ class PaymentBatch(SessionBatch):
     """The worker's unit of work: the payments of the batch's orders, locked, and the changed ones
     written back at `flush`."""
 
-    def __init__(self, session: AsyncSession, payments: LockedPayments) -> None:
+    def __init__(self, session: AsyncSession, connection: DriverConnection, payments: LockedPayments) -> None:
         super().__init__(session)
+        self.connection = connection  # the session's own, in its transaction
         self.payments = payments
         self._waking: set[Wake] = set()
 
@@ -53,15 +55,16 @@ class PaymentBatch(SessionBatch):
             self.on_commit(wake)
 
     async def flush(self) -> None:
-        await repository.save_payments(self.session, self.payments.changed())
+        await repository.save_payments(self.connection, self.payments.changed())
         await super().flush()
 
 
 async def open_batch(session: AsyncSession, envelopes: Sequence[Envelope]) -> PaymentBatch:
     """Every payment the events touch, created if missing, locked in ascending order id."""
     order_ids = {order_id for envelope in envelopes if (order_id := getattr(envelope.event, "order_id", None))}
-    await repository.create_missing_payments(session, order_ids)
-    return PaymentBatch(session, await repository.lock_payments(session, order_ids))
+    connection = await driver_connection(session)
+    await repository.create_missing_payments(connection, order_ids)
+    return PaymentBatch(session, connection, await repository.lock_payments(connection, order_ids))
 
 
 async def record_order(
