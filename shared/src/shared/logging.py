@@ -27,6 +27,9 @@ def configure_logging(service: str, role: str, *, level: str = "INFO", fmt: str 
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),
+        # A call below the level returns at once: the workers log at DEBUG per event, and without
+        # this each dropped line still ran every processor (about 18 µs an event).
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
         cache_logger_on_first_use=True,
     )
     # Library logs (uvicorn, aiokafka, sqlalchemy) go through the same renderer.
