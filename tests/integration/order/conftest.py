@@ -17,6 +17,7 @@ from order_service.entrypoints.api import create_app
 from order_service.service_layer import handlers
 from order_service.service_layer.commands import Line, PlaceOrder
 from order_service.settings import Settings
+from shared.db import driver_connection
 from shared.events import Envelope
 from shared.events.base import utc_now
 from sqlalchemy import event, text
@@ -79,7 +80,8 @@ def place_unheard(sessions, customer) -> Callable[..., Awaitable[uuid.UUID]]:
         order = Order.place(uuid.uuid4(), customer, [OrderItem("SKU-1", 2)], "tok_visa", at or utc_now())
         (recorded,) = order.pending_events
         async with sessions() as session, session.begin():
-            await event_store.append(session, [event_store.stored_event(recorded, envelope_for(recorded, None))])
+            connection = await driver_connection(session)
+            await event_store.append(connection, [event_store.stored_event(recorded, envelope_for(recorded, None))])
             await projection.insert_many(session, [projection.project(order)])
         return order.order_id
 

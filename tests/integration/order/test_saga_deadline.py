@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from order_service.adapters import event_store, projection
+from order_service.adapters.repository import lock_orders
 from order_service.adapters.tables import order_events
 from order_service.domain import OrderStatus
 from order_service.entrypoints.worker import saga_deadline_sweep
@@ -102,7 +103,7 @@ async def test_an_order_whose_row_another_transaction_holds_is_skipped_not_waite
     order_id = await placed_long_ago()
 
     async with sessions() as holder, holder.begin():
-        await projection.lock(holder, [order_id])  # a worker handling a saga event of this order
+        await lock_orders(holder, [order_id])  # a worker handling a saga event of this order
         skipped = await asyncio.wait_for(sweep(sessions), timeout=10)
 
     assert order_id not in skipped

@@ -6,17 +6,18 @@ from datetime import datetime
 from typing import Any, cast
 from uuid import UUID
 
+import asyncpg
+import orjson
+from shared.db import DriverConnection, driver_connection
 from shared.events import Envelope
 from shared.events.registry import event_class
-from sqlalchemy import ARRAY, Uuid, any_, bindparam, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from order_service.domain import CorruptHistory, OrderEvent, RecordedEvent
 
 from .tables import order_events
 
-UNIQUE_VIOLATION = "23505"
 VERSION_CONSTRAINT = "order_events_pkey"
 
 
@@ -69,38 +70,58 @@ def to_row(event: StoredEvent) -> dict[str, Any]:
     return {field.name: getattr(event, field.name) for field in fields(event)}
 
 
-async def append(session: AsyncSession, events: Sequence[StoredEvent]) -> None:
+# The worker's statements are SQL texts run on the driver (shared.db.driver_connection), one text
+# whatever the number of events or orders (arrays as parameters), so asyncpg prepares each once per
+# connection and no statement is built per call.
+_APPEND = """
+    INSERT INTO order_events (order_id, version, event_id, event_type, schema_version, data, occurred_at)
+    SELECT * FROM unnest(
+        $1::uuid[], $2::int[], $3::uuid[], $4::text[], $5::int[], $6::jsonb[], $7::timestamptz[]
+    )
+"""
+
+_HISTORIES = """
+    SELECT order_id, version, event_id, event_type, schema_version, data, occurred_at
+    FROM order_events
+    WHERE order_id = ANY($1::uuid[])
+    ORDER BY order_id, version
+"""
+
+
+async def append(connection: DriverConnection, events: Sequence[StoredEvent]) -> None:
     """Append new events, of any number of orders, in one statement; raises ConcurrencyConflict if
     one of their versions is already taken (the whole statement fails: nothing is appended)."""
     if not events:
         return
     try:
-        await session.execute(insert(order_events), [to_row(event) for event in events])
-    except IntegrityError as error:
-        taken = _order_whose_version_is_taken(error, events)
-        if taken is not None:
-            raise ConcurrencyConflict(taken) from error
-        raise
+        await connection.execute(
+            _APPEND,
+            [event.order_id for event in events],
+            [event.version for event in events],
+            [event.event_id for event in events],
+            [event.event_type for event in events],
+            [event.schema_version for event in events],
+            [orjson.dumps(event.data).decode() for event in events],  # jsonb parameters are JSON text
+            [event.occurred_at for event in events],
+        )
+    except asyncpg.UniqueViolationError as error:
+        if error.constraint_name != VERSION_CONSTRAINT:
+            raise
+        raise ConcurrencyConflict(_order_whose_version_is_taken(error, events)) from error
 
 
 async def history(session: AsyncSession, order_id: UUID) -> list[StoredEvent]:
     """The order's events, oldest first (empty for an unknown order)."""
-    return (await histories(session, [order_id])).get(order_id, [])
+    return (await histories(await driver_connection(session), [order_id])).get(order_id, [])
 
 
-async def histories(session: AsyncSession, order_ids: Collection[UUID]) -> dict[UUID, list[StoredEvent]]:
+async def histories(connection: DriverConnection, order_ids: Collection[UUID]) -> dict[UUID, list[StoredEvent]]:
     """The orders' events, oldest first, in one statement; unknown orders are absent."""
     if not order_ids:
         return {}
-    result = await session.execute(
-        select(order_events)
-        .where(order_events.c.order_id == any_(bindparam("order_ids", type_=ARRAY(Uuid))))
-        .order_by(order_events.c.order_id, order_events.c.version),
-        {"order_ids": list(order_ids)},  # one array: the same statement for any number of ids
-    )
     found: dict[UUID, list[StoredEvent]] = {}
-    for row in result.mappings():
-        found.setdefault(row["order_id"], []).append(StoredEvent(**row))
+    for row in await connection.fetch(_HISTORIES, list(order_ids)):
+        found.setdefault(row["order_id"], []).append(StoredEvent(*row))  # the columns in field order
     return found
 
 
@@ -126,14 +147,8 @@ def recorded_history(events: Iterable[StoredEvent]) -> list[RecordedEvent]:
     return [event.recorded() for event in events]
 
 
-def _order_whose_version_is_taken(error: IntegrityError, events: Sequence[StoredEvent]) -> UUID | None:
-    """The order of the taken version if `error` is the version check's; None if it is another."""
-    # asyncpg's exception (the adapted one's cause) names the violated constraint, and its detail
-    # the key: "Key (order_id, version)=(<uuid>, <n>) already exists."
-    cause = getattr(error.orig, "__cause__", None)
-    if getattr(error.orig, "sqlstate", None) != UNIQUE_VIOLATION:
-        return None
-    if getattr(cause, "constraint_name", None) != VERSION_CONSTRAINT:
-        return None
-    detail = str(getattr(cause, "detail", "") or "")
+def _order_whose_version_is_taken(error: asyncpg.UniqueViolationError, events: Sequence[StoredEvent]) -> UUID:
+    """The order whose version was taken, named in the error's detail, "Key (order_id, version)=
+    (<uuid>, <n>) already exists."; the first event's order if the detail is missing."""
+    detail = str(error.detail or "")
     return next((e.order_id for e in events if str(e.order_id) in detail), events[0].order_id)

@@ -1,11 +1,10 @@
-"""Idempotency keys: the first request with a key claims it for the order it creates."""
+"""Idempotency keys: the first request with a key claims it for the order it creates (the claim is
+part of the new order's one statement, repository.insert_new)."""
 
 from dataclasses import dataclass
-from typing import Any
 from uuid import UUID
 
-from sqlalchemy import CTE, Text, Uuid, bindparam, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .projection import ProjectedOrder, from_row
@@ -19,28 +18,6 @@ class Claim:
     key: str
     request_hash: str
     order_id: UUID
-
-
-def claiming() -> CTE:
-    """`claimed`: the key's row if this statement inserted it, nothing if the key was claimed
-    already; its values are bound by `claim_parameters`. A concurrent request with the same key
-    waits on the insert until the first one commits (then finds its claim) or rolls back (then
-    claims the key itself), so exactly one order is created per key."""
-    return (
-        insert(idempotency_keys)
-        .values(
-            key=bindparam("claim_key", type_=Text),
-            request_hash=bindparam("claim_request_hash", type_=Text),
-            order_id=bindparam("claim_order_id", type_=Uuid),
-        )
-        .on_conflict_do_nothing(index_elements=["key"])
-        .returning(idempotency_keys.c.key)
-        .cte("claimed")
-    )
-
-
-def claim_parameters(claim: Claim) -> dict[str, Any]:
-    return {"claim_key": claim.key, "claim_request_hash": claim.request_hash, "claim_order_id": claim.order_id}
 
 
 async def earlier_claim(session: AsyncSession, key: str) -> tuple[Claim, ProjectedOrder | None]:

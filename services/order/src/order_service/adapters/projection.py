@@ -10,7 +10,9 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ARRAY, Uuid, any_, bindparam, delete, insert, select, text, tuple_, update
+import orjson
+from shared.db import DriverConnection
+from sqlalchemy import delete, insert, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from order_service.domain import AWAITING_AN_ANSWER, Order, OrderItem, OrderStatus
@@ -84,20 +86,20 @@ def from_row(row: Any) -> ProjectedOrder:
     return ProjectedOrder(**values)
 
 
-async def lock(session: AsyncSession, order_ids: Collection[UUID]) -> set[UUID]:
+# The worker's statements are SQL texts run on the driver (shared.db.driver_connection), one text
+# whatever the number of orders (arrays as parameters), so asyncpg prepares each once per connection.
+_LOCK = """
+    SELECT order_id FROM orders WHERE order_id = ANY($1::uuid[]) ORDER BY order_id FOR UPDATE
+"""
+
+
+async def lock(connection: DriverConnection, order_ids: Collection[UUID]) -> set[UUID]:
     """Lock the orders' rows until the transaction ends, in order id order (the service's one lock
     order, so two transactions locking overlapping sets never wait on each other in a cycle); the
     ids of the orders that exist."""
     if not order_ids:
         return set()
-    result = await session.execute(
-        select(orders.c.order_id)
-        .where(orders.c.order_id == any_(bindparam("order_ids", type_=ARRAY(Uuid))))
-        .order_by(orders.c.order_id)
-        .with_for_update(),
-        {"order_ids": list(order_ids)},  # one array: the same statement for any number of ids
-    )
-    return set(result.scalars())
+    return {row[0] for row in await connection.fetch(_LOCK, list(order_ids))}
 
 
 async def lock_overdue(session: AsyncSession, *, placed_before: datetime, limit: int) -> list[UUID]:
@@ -116,22 +118,42 @@ async def lock_overdue(session: AsyncSession, *, placed_before: datetime, limit:
     return list(result.scalars())
 
 
-async def replace(session: AsyncSession, projected: Sequence[ProjectedOrder]) -> None:
-    """Overwrite the orders' rows with the fold of the store: the projection follows the events, so
-    a row that had drifted is corrected by the next change. The rows are locked by the caller. One
-    statement whatever the number of rows (an executemany, which asyncpg pipelines in one round
-    trip), so it is compiled once, not once per batch size as a multi-row VALUES would be."""
+_REPLACE = """
+    UPDATE orders SET
+        customer_id = new.customer_id, status = new.status, items = new.items,
+        total_amount = new.total_amount, currency = new.currency, version = new.version,
+        cancellation_reason = new.cancellation_reason, rejection_reason = new.rejection_reason,
+        payment_id = new.payment_id, created_at = new.created_at, updated_at = new.updated_at
+    FROM unnest(
+        $1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::bigint[], $6::text[], $7::int[],
+        $8::text[], $9::text[], $10::uuid[], $11::timestamptz[], $12::timestamptz[]
+    ) AS new (
+        order_id, customer_id, status, items, total_amount, currency, version,
+        cancellation_reason, rejection_reason, payment_id, created_at, updated_at
+    )
+    WHERE orders.order_id = new.order_id
+"""
+
+
+async def replace(connection: DriverConnection, projected: Sequence[ProjectedOrder]) -> None:
+    """Overwrite the orders' rows (one each: no order twice) with the fold of the store: the
+    projection follows the events, so a row that had drifted is corrected by the next change. The
+    rows are locked by the caller. One statement whatever the number of rows."""
     if projected:
-        rows = [{f"new_{name}": value for name, value in to_row(p).items()} for p in projected]
-        await session.execute(_REPLACE, rows)
+        await connection.execute(_REPLACE, *_columns(projected))
 
 
-# (A bind parameter may not be named as a column of the updated table.)
-_REPLACE = (
-    update(orders)
-    .where(orders.c.order_id == bindparam("new_order_id", type_=Uuid))
-    .values({c.name: bindparam(f"new_{c.name}", type_=c.type) for c in orders.columns if c.name != "order_id"})
-)
+def driver_row(projected: ProjectedOrder) -> list[Any]:
+    """The row's values in the table's column order, as the driver's parameters want them (items as
+    JSON text: jsonb parameters are text on the driver)."""
+    row = to_row(projected)
+    row["items"] = orjson.dumps(row["items"]).decode()
+    return list(row.values())
+
+
+def _columns(projected: Sequence[ProjectedOrder]) -> list[list[Any]]:
+    """The rows as one list per column (the array parameters of a statement of any size)."""
+    return [list(column) for column in zip(*map(driver_row, projected), strict=True)]
 
 
 async def get(session: AsyncSession, order_id: UUID) -> ProjectedOrder | None:

@@ -7,25 +7,22 @@ of events, the saga deadline's sweep, a customer's cancel) goes through one unit
 `OrderBatch`: lock the rows (one statement), load the histories (one); then append the new events
 (one), update the changed rows (one) and add the outbox rows (one)."""
 
-import functools
 from collections.abc import Collection, Mapping
 from datetime import UTC
-from typing import Any
 from uuid import UUID
 
+import orjson
 from shared.consumer import SessionBatch
+from shared.db import DriverConnection, driver_connection
 from shared.events import Envelope
-from shared.outbox.tables import outbox
 from shared.outbox.writer import outbox_row
-from sqlalchemy import Select, Table, bindparam, exists, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from order_service.domain import Order, RecordedEvent
 
-from . import event_store, idempotency, projection
+from . import event_store, projection
 from .event_store import StoredEvent
 from .idempotency import Claim
-from .tables import order_events, orders
 
 SOURCE = "order"
 
@@ -35,8 +32,14 @@ class OrderBatch(SessionBatch):
     rules to `get(order_id)` (an order changed earlier in the transaction is seen as changed) and
     `record` what the order recorded; `flush` writes only the orders that changed."""
 
-    def __init__(self, session: AsyncSession, histories: Mapping[UUID, list[StoredEvent]] | None = None) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        histories: Mapping[UUID, list[StoredEvent]] | None = None,
+        connection: DriverConnection | None = None,  # the session's, if the caller has it already
+    ) -> None:
         super().__init__(session)
+        self._connection = connection
         self._histories = dict(histories or {})  # the loaded orders' stored events
         self._orders: dict[UUID, Order] = {}
         self._noted: dict[UUID, int] = {}  # how many of an order's pending events are recorded here
@@ -71,8 +74,10 @@ class OrderBatch(SessionBatch):
         overwrite the changed orders' rows, add the outbox rows."""
         events, self._events = self._events, []
         changed, self._changed = list(self._changed.values()), {}
-        await event_store.append(self.session, events)
-        await projection.replace(self.session, [projection.project(order) for order in changed])
+        if events:  # an order changes only by recording events
+            connection = self._connection or await driver_connection(self.session)
+            await event_store.append(connection, events)
+            await projection.replace(connection, [projection.project(order) for order in changed])
         await super().flush()
 
 
@@ -80,14 +85,19 @@ async def lock_orders(session: AsyncSession, order_ids: Collection[UUID]) -> Ord
     """The orders, their rows locked until the transaction ends (in order id order, one statement)
     and their histories loaded (one statement), so their changes and outbox rows are serialized in
     commit order. Ids of no order are simply not in the batch."""
-    return await locked_orders(session, await projection.lock(session, order_ids))
+    connection = await driver_connection(session)
+    return await _loaded(session, connection, await projection.lock(connection, order_ids))
 
 
 async def locked_orders(session: AsyncSession, order_ids: Collection[UUID]) -> OrderBatch:
     """The orders whose rows the caller locked already, their histories loaded in one statement."""
-    histories = await event_store.histories(session, order_ids)
+    return await _loaded(session, await driver_connection(session), order_ids)
+
+
+async def _loaded(session: AsyncSession, connection: DriverConnection, order_ids: Collection[UUID]) -> OrderBatch:
+    histories = await event_store.histories(connection, order_ids)
     # A row without events is kept, so that folding it reports the broken history.
-    return OrderBatch(session, {order_id: histories.get(order_id, []) for order_id in order_ids})
+    return OrderBatch(session, {order_id: histories.get(order_id, []) for order_id in order_ids}, connection)
 
 
 async def insert_new(session: AsyncSession, order: Order, claim: Claim | None = None) -> bool:
@@ -97,37 +107,54 @@ async def insert_new(session: AsyncSession, order: Order, claim: Claim | None = 
     claimed already. One statement instead of four, each a round trip to the database."""
     (created,) = order.pending_events
     envelope = envelope_for(created, None)
-    rows = {
-        order_events: event_store.to_row(event_store.stored_event(created, envelope)),
-        orders: projection.to_row(projection.project(order)),
-        outbox: outbox_row(envelope),
-    }
-    statement = _new_order_statement(claim is not None, tuple((table, tuple(row)) for table, row in rows.items()))
-    parameters = {_parameter(table, name): value for table, row in rows.items() for name, value in row.items()}
-    if claim is not None:
-        parameters |= idempotency.claim_parameters(claim)
-    return bool((await session.execute(statement, parameters)).scalar_one())
+    event = event_store.stored_event(created, envelope)
+    out = outbox_row(envelope)
+    connection = await driver_connection(session)
+    return bool(
+        await connection.fetchval(
+            _NEW_ORDER,
+            *((claim.key, claim.request_hash, claim.order_id) if claim is not None else (None, None, None)),
+            *(event.order_id, event.version, event.event_id, event.event_type, event.schema_version),
+            *(orjson.dumps(event.data).decode(), event.occurred_at),  # jsonb parameters are JSON text
+            *projection.driver_row(projection.project(order)),
+            *(out["event_id"], out["event_type"], out["topic"], out["key"], out["value"]),
+            orjson.dumps(out["headers"]).decode(),
+        )
+    )
 
 
-@functools.cache
-def _new_order_statement(claiming: bool, columns: tuple[tuple[Table, tuple[str, ...]], ...]) -> Select[Any]:
-    """`insert_new`'s statement, built once (building and keying it cost more CPU than running it).
-    Data-modifying CTEs all run: with a key, each insert takes its row only if the claim did."""
-    only_if = exists(select(idempotency.claiming().c.key)) if claiming else None
-    writes = []
-    for table, names in columns:
-        values = [bindparam(_parameter(table, name), type_=table.c[name].type) for name in names]
-        if only_if is None:
-            write = insert(table).values(dict(zip(names, values, strict=True)))
-        else:
-            write = insert(table).from_select(list(names), select(*values).where(only_if))
-        writes.append(write.cte(f"new_{table.name}"))
-    answer = select(only_if if only_if is not None else literal(True))
-    return answer.add_cte(*writes)
-
-
-def _parameter(table: Table, column: str) -> str:
-    return f"{table.name}_{column}"
+# `insert_new`'s statement, one text with or without a key. Data-modifying CTEs all run, on one
+# snapshot: each insert takes its row only if `placement` says so, that is when there is no key or
+# the claim took it. A concurrent request with the same key waits on the claim's insert until the
+# first one commits (then finds its claim: nothing written) or rolls back (then claims the key
+# itself), so exactly one order is created per key.
+_NEW_ORDER = """
+    WITH claimed AS (
+        INSERT INTO idempotency_keys (key, request_hash, order_id)
+        SELECT $1::text, $2::text, $3::uuid WHERE $1::text IS NOT NULL
+        ON CONFLICT (key) DO NOTHING
+        RETURNING key
+    ), placement AS (
+        SELECT $1::text IS NULL OR EXISTS (SELECT FROM claimed) AS placed
+    ), new_event AS (
+        INSERT INTO order_events (order_id, version, event_id, event_type, schema_version, data, occurred_at)
+        SELECT $4::uuid, $5::int, $6::uuid, $7::text, $8::int, $9::jsonb, $10::timestamptz
+        FROM placement WHERE placed
+    ), new_row AS (
+        INSERT INTO orders (
+            order_id, customer_id, status, items, total_amount, currency, version,
+            cancellation_reason, rejection_reason, payment_id, created_at, updated_at
+        )
+        SELECT $11::uuid, $12::text, $13::text, $14::jsonb, $15::bigint, $16::text, $17::int,
+            $18::text, $19::text, $20::uuid, $21::timestamptz, $22::timestamptz
+        FROM placement WHERE placed
+    ), new_outbox AS (
+        INSERT INTO outbox (event_id, event_type, topic, key, value, headers)
+        SELECT $23::uuid, $24::text, $25::text, $26::text, $27::bytea, $28::jsonb
+        FROM placement WHERE placed
+    )
+    SELECT placed FROM placement
+"""
 
 
 def envelope_for(recorded: RecordedEvent, caused_by: Envelope | None) -> Envelope:
