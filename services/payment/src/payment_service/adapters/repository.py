@@ -16,6 +16,7 @@ direction, never in a cycle. The executor's claim skips locked rows and waits fo
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 from uuid import UUID
 
@@ -45,6 +46,9 @@ _FIELDS = {
     "last_error": "text",
 }
 _COLUMNS = ", ".join(["order_id", *_FIELDS])
+_STATUS = list(_FIELDS).index("status")
+# A payment's fields as a tuple, in _FIELDS order: what it was when loaded, and what the save writes.
+_values = attrgetter(*_FIELDS)
 
 CREATE_MISSING = f"""
     INSERT INTO payments (order_id, status)
@@ -124,22 +128,11 @@ async def save_payments(connection: DriverConnection, changed: Sequence[Payment]
     """Write the payments back, in one statement."""
     if not changed:
         return
-    await connection.execute(
-        SAVE,
-        [payment.order_id for payment in changed],
-        *([_column(payment, name) for payment in changed] for name in _FIELDS),
-    )
-
-
-def _column(payment: Payment, name: str) -> Any:
-    value = getattr(payment, name)
-    return value.value if isinstance(value, PaymentStatus) else value
-
-
-def _values(payment: Payment) -> tuple[Any, ...]:
-    return tuple(getattr(payment, name) for name in _FIELDS)
+    columns = list(zip(*map(_values, changed), strict=True))
+    columns[_STATUS] = tuple(status.value for status in columns[_STATUS])
+    await connection.execute(SAVE, [payment.order_id for payment in changed], *columns)
 
 
 def _payment(row: Mapping[str, Any]) -> Payment:
-    fields = {name: row[name] for name in _FIELDS}
-    return Payment(order_id=row["order_id"], **{**fields, "status": PaymentStatus(row["status"])})
+    """A payment from a row of `_COLUMNS` (the statements select exactly the Payment's fields)."""
+    return Payment(**{**row, "status": PaymentStatus(row["status"])})

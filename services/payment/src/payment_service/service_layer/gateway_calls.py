@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from shared.events import Envelope, Event
 from shared.db import driver_connection
+from shared.events import Envelope, Event
 from shared.events.base import utc_now
 from shared.logging import get_logger
 from shared.outbox.writer import add_to_outbox
