@@ -57,3 +57,21 @@ async def test_statements_sent_on_the_driver_connection_belong_to_the_session_s_
         assert left.scalar_one() is None, "rolled back with the session"
     finally:
         await engine.dispose()
+
+
+async def test_a_session_s_driver_connection_is_built_once_per_transaction():
+    engine = create_engine(Settings(db_pool_size=1, db_max_overflow=0), role="tests")
+    sessions = create_session_factory(engine)
+    try:
+        async with sessions() as session:
+            async with session.begin():
+                first, again = await driver_connection(session), await driver_connection(session)
+                in_first = await first.fetchval("SELECT pg_current_xact_id()::text")
+            async with session.begin():
+                second = await driver_connection(session)
+                in_second = await second.fetchval("SELECT pg_current_xact_id()::text")
+
+        assert first is again
+        assert second is not first and in_second != in_first
+    finally:
+        await engine.dispose()

@@ -12,6 +12,7 @@ from shared.outage import is_database_outage
 from shared.settings import ServiceSettings
 
 T = TypeVar("T")
+_DRIVER = "shared.db.driver_connection"
 
 
 def create_engine(settings: ServiceSettings, *, role: str = "app") -> AsyncEngine:
@@ -79,6 +80,11 @@ class DriverConnection:
 
 
 async def driver_connection(session: AsyncSession) -> DriverConnection:
+    """The session's DriverConnection, the same one for the whole of its transaction (the claim, the
+    unit of work and the outbox writer each ask for it; building it costs ~50 µs)."""
+    cached = session.info.get(_DRIVER)
+    if cached is not None and cached[0] is session.get_transaction():
+        return cached[1]
     connection = await session.connection()
     raw = await connection.get_raw_connection()
     adapter = raw.dbapi_connection
@@ -92,7 +98,9 @@ async def driver_connection(session: AsyncSession) -> DriverConnection:
             if is_database_outage(exc):
                 await connection.invalidate(exc)
             raise
-    return DriverConnection(connection, raw.driver_connection)
+    driver = DriverConnection(connection, raw.driver_connection)
+    session.info[_DRIVER] = (session.get_transaction(), driver)
+    return driver
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
