@@ -1,9 +1,10 @@
 """The saga deadline sweep against the real Postgres: an order nobody answers is cancelled with
 reason saga_timeout, in its event store, its projection and its outbox, once, however many sweeps run.
 
-The running order service shares the schema, so the orders here are placed long ago (in 2001) and
-their OrderCreated is kept out of the outbox: the running saga never hears of them (as if every
-consumer had dead-lettered it), and a sweep whose clock says 2001 finds no one else's orders."""
+The running order service shares the schema, so the orders here are placed in 2100 and their
+OrderCreated is kept out of the outbox: the running saga never hears of them (as if every consumer
+had dead-lettered it), the running service's own sweep (on today's clock) never finds them overdue,
+and a sweep whose clock says 2100 finds no one else's orders."""
 
 import asyncio
 import uuid
@@ -22,17 +23,17 @@ from sqlalchemy import delete
 
 pytestmark = pytest.mark.infra
 
-LONG_AGO = datetime(2001, 1, 1, tzinfo=UTC)
+PLACED_AT = datetime(2100, 1, 1, tzinfo=UTC)
 DEADLINE = timedelta(seconds=1)
-SWEPT_AT = LONG_AGO + timedelta(seconds=2)  # the sweep's clock: orders placed before LONG_AGO + 1 s are overdue
+SWEPT_AT = PLACED_AT + timedelta(seconds=2)  # the sweep's clock: orders placed before PLACED_AT + 1 s are overdue
 BATCH = 1000
 
 
 @pytest.fixture
-def placed_long_ago(place_unheard):
-    """`await placed_long_ago(at=LONG_AGO)`: an order placed then whose OrderCreated reached no one."""
+def placed_unheard(place_unheard):
+    """`await placed_unheard(at=PLACED_AT)`: an order placed then whose OrderCreated reached no one."""
 
-    async def place(at: datetime = LONG_AGO) -> uuid.UUID:
+    async def place(at: datetime = PLACED_AT) -> uuid.UUID:
         return await place_unheard(at)
 
     return place
@@ -49,9 +50,9 @@ async def event_types(sessions, order_id: uuid.UUID) -> list[str]:
 
 
 async def test_an_order_nobody_answers_is_cancelled_by_one_sweep_as_a_saga_timeout(
-    sessions, placed_long_ago, outbox_events
+    sessions, placed_unheard, outbox_events
 ):
-    order_id = await placed_long_ago()
+    order_id = await placed_unheard()
 
     timed_out = await sweep(sessions)
 
@@ -69,10 +70,10 @@ async def test_an_order_nobody_answers_is_cancelled_by_one_sweep_as_a_saga_timeo
 
 
 async def test_orders_within_their_deadline_or_already_ended_are_left_alone(
-    sessions, placed_long_ago, handle, outbox_events
+    sessions, placed_unheard, handle, outbox_events
 ):
-    not_yet_due = await placed_long_ago(at=SWEPT_AT - DEADLINE / 2)
-    confirmed = await placed_long_ago()
+    not_yet_due = await placed_unheard(at=SWEPT_AT - DEADLINE / 2)
+    confirmed = await placed_unheard()
     line = PricedLine(sku="SKU-1", quantity=1, unit_price=500)
     reserved = StockReserved(order_id=confirmed, items=(line,), total_amount=500, currency="EUR")
     paid = PaymentProcessed(order_id=confirmed, payment_id=uuid.uuid4(), amount=500, currency="EUR")
@@ -87,8 +88,8 @@ async def test_orders_within_their_deadline_or_already_ended_are_left_alone(
     assert "OrderCancelled" not in [e.event_type for e in await outbox_events(confirmed)]
 
 
-async def test_concurrent_sweeps_cancel_each_overdue_order_exactly_once(sessions, placed_long_ago, outbox_events):
-    orders = [await placed_long_ago() for _ in range(10)]
+async def test_concurrent_sweeps_cancel_each_overdue_order_exactly_once(sessions, placed_unheard, outbox_events):
+    orders = [await placed_unheard() for _ in range(10)]
 
     first, second = await asyncio.gather(sweep(sessions), sweep(sessions))
 
@@ -99,8 +100,8 @@ async def test_concurrent_sweeps_cancel_each_overdue_order_exactly_once(sessions
     assert not set(orders) & set(await sweep(sessions)), "a later sweep found a cancelled order again"
 
 
-async def test_an_order_whose_row_another_transaction_holds_is_skipped_not_waited_for(sessions, placed_long_ago):
-    order_id = await placed_long_ago()
+async def test_an_order_whose_row_another_transaction_holds_is_skipped_not_waited_for(sessions, placed_unheard):
+    order_id = await placed_unheard()
 
     async with sessions() as holder, holder.begin():
         await lock_orders(holder, [order_id])  # a worker handling a saga event of this order
@@ -111,11 +112,12 @@ async def test_an_order_whose_row_another_transaction_holds_is_skipped_not_waite
 
 
 async def test_the_worker_s_sweep_loop_times_out_overdue_orders_counts_them_and_stops_when_told(
-    sessions, order_settings, placed_long_ago, eventually
+    sessions, order_settings, placed_unheard, eventually
 ):
-    # A deadline of about 24 years: on today's clock only orders placed around 2001 are overdue.
+    # The loop runs on today's clock: a deadline of about 24 years makes an order placed in 2001
+    # overdue (and only such orders: the running service's own sweep may race it for this one).
     settings = order_settings.model_copy(update={"saga_deadline_s": 24 * 365 * 86400.0, "saga_sweep_interval_s": 0.1})
-    order_id = await placed_long_ago()
+    order_id = await placed_unheard(at=datetime(2001, 1, 1, tzinfo=UTC))
     counted_before = REGISTRY.get_sample_value("saga_timeouts_total", {"service": "order"}) or 0.0
     stop = asyncio.Event()
     loop = asyncio.create_task(saga_deadline_sweep(settings)(sessions, stop))
@@ -130,10 +132,10 @@ async def test_the_worker_s_sweep_loop_times_out_overdue_orders_counts_them_and_
 
 
 async def test_an_overdue_order_whose_history_cannot_be_folded_is_skipped_and_does_not_stall_the_others(
-    sessions, placed_long_ago
+    sessions, placed_unheard
 ):
-    healthy = await placed_long_ago()
-    broken = await placed_long_ago()
+    healthy = await placed_unheard()
+    broken = await placed_unheard()
     async with sessions() as session, session.begin():
         await session.execute(delete(order_events).where(order_events.c.order_id == broken))
     try:

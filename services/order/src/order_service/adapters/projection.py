@@ -12,7 +12,7 @@ from uuid import UUID
 
 import orjson
 from shared.db import DriverConnection
-from sqlalchemy import delete, insert, select, text, tuple_
+from sqlalchemy import bindparam, delete, insert, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from order_service.domain import AWAITING_AN_ANSWER, Order, OrderItem, OrderStatus
@@ -107,6 +107,9 @@ async def lock(connection: DriverConnection, order_ids: Collection[UUID]) -> set
     return {row[0] for row in await connection.fetch(_LOCK, list(order_ids))}
 
 
+_AWAITING = sorted(status.value for status in AWAITING_AN_ANSWER)
+
+
 async def lock_overdue(session: AsyncSession, *, placed_before: datetime, limit: int) -> list[UUID]:
     """Orders still waiting for an answer that were placed before `placed_before`, oldest first,
     their rows locked until the transaction ends. Rows another transaction holds (a worker handling
@@ -114,7 +117,9 @@ async def lock_overdue(session: AsyncSession, *, placed_before: datetime, limit:
     take the same order, and the next sweep sees whatever the holder left."""
     result = await session.execute(
         select(orders.c.order_id)
-        .where(orders.c.status.in_(sorted(status.value for status in AWAITING_AN_ANSWER)))
+        # Literal values, not parameters: a prepared statement's generic plan can use the partial
+        # index of the orders awaiting an answer only if it sees its predicate's values.
+        .where(orders.c.status.in_(bindparam("awaiting", _AWAITING, expanding=True, literal_execute=True)))
         .where(orders.c.created_at < placed_before)
         .order_by(orders.c.created_at)
         .limit(limit)

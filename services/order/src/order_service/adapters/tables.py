@@ -14,6 +14,7 @@ from sqlalchemy import (
     Text,
     Uuid,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -57,6 +58,10 @@ orders = Table(
     Index("orders_by_created", "created_at", "order_id"),
     Index("orders_by_customer", "customer_id", "created_at", "order_id"),
     Index("orders_by_status", "status", "created_at", "order_id"),
+    # The saga deadline sweep's: only the orders in flight (migration 0002).
+    Index(
+        "orders_awaiting_an_answer", "created_at", postgresql_where=text("status IN ('PENDING', 'AWAITING_PAYMENT')")
+    ),
 )
 
 idempotency_keys = Table(
