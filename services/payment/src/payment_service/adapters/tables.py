@@ -79,9 +79,11 @@ payments = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     *(CheckConstraint(sql, name=name) for name, sql in CHECKS.items()),
-    # The executor's sweep: only open intents are indexed, so the index stays as small as they are few.
+    # The executor's claim: only open intents are indexed, so the index stays as small as they are
+    # few, and by gateway first, so an executor reads only the intents it may claim (migration 0003).
     Index(
-        "payments_open_intents",
+        "payments_open_intents_by_gateway",
+        "gateway",
         "next_attempt_at",
         postgresql_where=text("status IN ('CHARGING', 'REFUNDING')"),
     ),
