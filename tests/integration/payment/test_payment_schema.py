@@ -20,10 +20,11 @@ async def test_the_migrated_table_has_the_declared_columns_checks_and_sweep_inde
         )
         index = await session.scalar(
             text(
-                "SELECT indexdef FROM pg_indexes WHERE schemaname = 'payments' AND indexname = 'payments_open_intents'"
+                "SELECT indexdef FROM pg_indexes "
+                "WHERE schemaname = 'payments' AND indexname = 'payments_open_intents_by_gateway'"
             )
         )
 
     assert set(columns) == {column.name for column in payments.columns}
     assert set(checks) == set(CHECKS)
-    assert "WHERE (status = ANY (ARRAY['CHARGING'::text, 'REFUNDING'::text]))" in index
+    assert "(gateway, next_attempt_at) WHERE (status = ANY (ARRAY['CHARGING'::text, 'REFUNDING'::text]))" in index
