@@ -87,18 +87,13 @@ async def driver_connection(session: AsyncSession) -> DriverConnection:
         return cached[1]
     connection = await session.connection()
     raw = await connection.get_raw_connection()
+    driver = DriverConnection(connection, raw.driver_connection)
     adapter = raw.dbapi_connection
     # The dialect's adapter sends BEGIN lazily, before its own first statement: a statement sent on
     # the driver first would run outside the transaction (autocommitted, never rolled back). No public
     # call begins it without a statement of its own; tests/integration/test_database_engine.py checks.
     if adapter._transaction is None:  # type: ignore[union-attr]
-        try:
-            await adapter._start_transaction()  # type: ignore[union-attr]
-        except Exception as exc:
-            if is_database_outage(exc):
-                await connection.invalidate(exc)
-            raise
-    driver = DriverConnection(connection, raw.driver_connection)
+        await driver._run(adapter._start_transaction())  # type: ignore[union-attr]
     session.info[_DRIVER] = (session.get_transaction(), driver)
     return driver
 
