@@ -13,7 +13,7 @@ from uuid import UUID
 
 import orjson
 from shared.consumer import SessionBatch
-from shared.db import DriverConnection, driver_connection
+from shared.db import driver_connection
 from shared.events import Envelope
 from shared.outbox.writer import outbox_row
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,14 +32,8 @@ class OrderBatch(SessionBatch):
     rules to `get(order_id)` (an order changed earlier in the transaction is seen as changed) and
     `record` what the order recorded; `flush` writes only the orders that changed."""
 
-    def __init__(
-        self,
-        session: AsyncSession,
-        histories: Mapping[UUID, list[StoredEvent]] | None = None,
-        connection: DriverConnection | None = None,  # the session's, if the caller has it already
-    ) -> None:
+    def __init__(self, session: AsyncSession, histories: Mapping[UUID, list[StoredEvent]] | None = None) -> None:
         super().__init__(session)
-        self._connection = connection
         self._histories = dict(histories or {})  # the loaded orders' stored events
         self._orders: dict[UUID, Order] = {}
         self._noted: dict[UUID, int] = {}  # how many of an order's pending events are recorded here
@@ -75,7 +69,7 @@ class OrderBatch(SessionBatch):
         events, self._events = self._events, []
         changed, self._changed = list(self._changed.values()), {}
         if events:  # an order changes only by recording events
-            connection = self._connection or await driver_connection(self.session)
+            connection = await driver_connection(self.session)  # the transaction's, built once
             await event_store.append(connection, events)
             await projection.replace(connection, [projection.project(order) for order in changed])
         await super().flush()
@@ -85,19 +79,14 @@ async def lock_orders(session: AsyncSession, order_ids: Collection[UUID]) -> Ord
     """The orders, their rows locked until the transaction ends (in order id order, one statement)
     and their histories loaded (one statement), so their changes and outbox rows are serialized in
     commit order. Ids of no order are simply not in the batch."""
-    connection = await driver_connection(session)
-    return await _loaded(session, connection, await projection.lock(connection, order_ids))
+    return await locked_orders(session, await projection.lock(await driver_connection(session), order_ids))
 
 
 async def locked_orders(session: AsyncSession, order_ids: Collection[UUID]) -> OrderBatch:
     """The orders whose rows the caller locked already, their histories loaded in one statement."""
-    return await _loaded(session, await driver_connection(session), order_ids)
-
-
-async def _loaded(session: AsyncSession, connection: DriverConnection, order_ids: Collection[UUID]) -> OrderBatch:
-    histories = await event_store.histories(connection, order_ids)
+    histories = await event_store.histories(await driver_connection(session), order_ids)
     # A row without events is kept, so that folding it reports the broken history.
-    return OrderBatch(session, {order_id: histories.get(order_id, []) for order_id in order_ids}, connection)
+    return OrderBatch(session, {order_id: histories.get(order_id, []) for order_id in order_ids})
 
 
 async def insert_new(session: AsyncSession, order: Order, claim: Claim | None = None) -> bool:
