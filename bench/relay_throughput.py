@@ -185,7 +185,7 @@ def backlog(events: int, orders: int, chunk: int = 10_000) -> Iterator[list[tupl
                 total_amount=(1 + n % 3) * 1999 + 2 * 4550,
                 currency="EUR",
             )
-            envelope = Envelope.new(event, source="inventory")
+            envelope = Envelope.new(event)
             record = encode(envelope)  # what add_to_outbox stores, byte for byte
             headers = orjson.dumps({name: value.decode() for name, value in record.headers}).decode()
             rows.append((envelope.event_id, envelope.event_type, TOPIC, record.key.decode(), record.value, headers))

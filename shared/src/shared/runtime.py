@@ -50,29 +50,24 @@ def relay_main(settings: ServiceSettings) -> None:
     run_until_signalled(main)
 
 
-# Builds the service's handlers and unit of work once the process's session factory exists.
-HandlerWiring = Callable[[async_sessionmaker[AsyncSession]], Consumption]
-
-
 async def run_worker(
     settings: ServiceSettings,
-    build_handlers: HandlerWiring,
+    consumption: Consumption,
     topics: Sequence[str],
     stop: asyncio.Event,
     *,
     background: Sequence[BackgroundLoop] = (),
 ) -> None:
-    """A worker process's loops on one database pool: the event worker, and `background` loops beside
-    it. `build_handlers` wires the handlers once the session factory exists, before any background
-    loop starts, so a loop may use what it wired (payment's executor, which its handlers wake).
-    A loop that ends on its own (a failure) sets `stop`, so the others wind down as on SIGTERM
-    (records in hand finished, offsets committed); then its failure is raised, and the process exits
-    non-zero for its supervisor to restart it."""
+    """A worker process's loops on one database pool: the event worker (the service's `consumption`:
+    its handlers and their unit of work), and `background` loops beside it. A loop that ends on its
+    own (a failure) sets `stop`, so the others wind down as on SIGTERM (records in hand finished,
+    offsets committed); then its failure is raised, and the process exits non-zero for its
+    supervisor to restart it."""
     await ensure_topics(settings.kafka_bootstrap_servers)
     engine = create_engine(settings, role="worker")
     sessions = create_session_factory(engine)
     try:
-        worker = EventWorker(settings, sessions, build_handlers(sessions), topics)
+        worker = EventWorker(settings, sessions, consumption, topics)
         loops = [worker.run(stop), *(loop(sessions, stop) for loop in background)]
         tasks = [asyncio.create_task(_stopping_all_at_its_end(loop, stop)) for loop in loops]
         await asyncio.wait(tasks)  # every loop wound down, however each ended
@@ -91,11 +86,11 @@ async def _stopping_all_at_its_end(loop: Awaitable[None], stop: asyncio.Event) -
 
 def worker_main(
     settings: ServiceSettings,
-    build_handlers: HandlerWiring,
+    consumption: Consumption,
     topics: Sequence[str],
     background: Sequence[BackgroundLoop] = (),
 ) -> None:
     """The worker process: logging, metrics, and `run_worker` until SIGTERM."""
     configure_logging(settings.service_name, "worker", level=settings.log_level, fmt=settings.log_format)
     serve_metrics(settings.worker_metrics_port)
-    run_until_signalled(lambda stop: run_worker(settings, build_handlers, topics, stop, background=background))
+    run_until_signalled(lambda stop: run_worker(settings, consumption, topics, stop, background=background))

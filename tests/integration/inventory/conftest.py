@@ -140,7 +140,7 @@ def order_created() -> Callable[..., Envelope]:
 
 def incoming(event: Event) -> Envelope:
     """An event as another service's relay would deliver it (a fresh event id every time)."""
-    return Envelope.new(event, source="integration-tests")
+    return Envelope.new(event)
 
 
 @pytest.fixture(name="incoming")

@@ -23,12 +23,12 @@ RESERVATION_FIELDS = ("status", "currency", "total_amount", "lines", "failures")
 
 
 def cancelled(order_id: uuid.UUID) -> Envelope:
-    return Envelope.new(OrderCancelled(order_id=order_id, reason="customer_request"), source="integration-tests")
+    return Envelope.new(OrderCancelled(order_id=order_id, reason="customer_request"))
 
 
 def paid(order_id: uuid.UUID) -> Envelope:
     event = PaymentProcessed(order_id=order_id, payment_id=uuid.uuid4(), amount=1000, currency="EUR")
-    return Envelope.new(event, source="integration-tests")
+    return Envelope.new(event)
 
 
 class Scenario:

@@ -41,7 +41,7 @@ pytestmark = [pytest.mark.infra, pytest.mark.timeout(120)]
 
 
 def alert(sku: str, available: int) -> Envelope:
-    return Envelope.new(LowStockAlert(sku=sku, available=available, reorder_level=0), source="machinery-test")
+    return Envelope.new(LowStockAlert(sku=sku, available=available, reorder_level=0))
 
 
 async def published_records(kafka, publish, start, *envelopes):
@@ -119,7 +119,7 @@ async def test_poison_records_land_in_the_dead_letter_topic_with_their_original_
     key = str(order_id).encode()
 
     def cancelled() -> Envelope:
-        return Envelope.new(OrderCancelled(order_id=order_id, reason="customer_request"), source="machinery-test")
+        return Envelope.new(OrderCancelled(order_id=order_id, reason="customer_request"))
 
     valid = cancelled()
     unknown_type = f"MachineryTestEvent{uuid.uuid4().hex[:8]}"

@@ -35,7 +35,7 @@ pytestmark = [pytest.mark.infra, pytest.mark.timeout(120)]
 
 
 def alert(sku: str, available: int) -> Envelope:
-    return Envelope.new(LowStockAlert(sku=sku, available=available, reorder_level=0), source="machinery-test")
+    return Envelope.new(LowStockAlert(sku=sku, available=available, reorder_level=0))
 
 
 class Rollback(Exception):

@@ -41,7 +41,7 @@ async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Dis
 
 
 def alert(sku: str, seq: int) -> Envelope:
-    return Envelope.new(LowStockAlert(sku=sku, available=seq, reorder_level=0), source="machinery-test")
+    return Envelope.new(LowStockAlert(sku=sku, available=seq, reorder_level=0))
 
 
 async def write_to(db, topic: str, events: list[Envelope]) -> None:

@@ -29,23 +29,23 @@ PAYMENT_ID = uuid.UUID("00000000-0000-4000-8000-000000000001")
 def reserved(order_id: uuid.UUID) -> Envelope:
     line = PricedLine(sku="SKU-1", quantity=2, unit_price=700)
     return Envelope.new(
-        StockReserved(order_id=order_id, items=(line,), total_amount=1400, currency="EUR"), source="inventory"
+        StockReserved(order_id=order_id, items=(line,), total_amount=1400, currency="EUR")
     )
 
 
 def out_of_stock(order_id: uuid.UUID) -> Envelope:
     failure = ReservationFailure(sku="SKU-1", requested=2, available=0, reason="insufficient_stock")
-    return Envelope.new(StockReservationFailed(order_id=order_id, failures=(failure,)), source="inventory")
+    return Envelope.new(StockReservationFailed(order_id=order_id, failures=(failure,)))
 
 
 def paid(order_id: uuid.UUID) -> Envelope:
     event = PaymentProcessed(order_id=order_id, payment_id=PAYMENT_ID, amount=1400, currency="EUR")
-    return Envelope.new(event, source="payment")
+    return Envelope.new(event)
 
 
 def declined(order_id: uuid.UUID) -> Envelope:
     event = PaymentFailed(order_id=order_id, amount=1400, currency="EUR", reason="card_declined")
-    return Envelope.new(event, source="payment")
+    return Envelope.new(event)
 
 
 # Each story is what one order hears, in order; in a batch the stories' events are interleaved.

@@ -90,7 +90,7 @@ async def test_the_audit_trail_lists_the_events_oldest_first_without_the_payment
         total_amount=900,
         currency="EUR",
     )
-    await handle(Envelope.new(reserved, source="inventory"))
+    await handle(Envelope.new(reserved))
 
     events = (await api.get(f"/orders/{order_id}/events")).json()
 

@@ -59,7 +59,7 @@ async def place(sessions, customer: str = "it-rebuild") -> uuid.UUID:
 async def reserve(sessions, order_id: uuid.UUID) -> None:
     lines = (PricedLine(sku="SKU-1", quantity=2, unit_price=500),)
     event = StockReserved(order_id=order_id, items=lines, total_amount=1000, currency="EUR")
-    envelope = Envelope.new(event, source="inventory")
+    envelope = Envelope.new(event)
     async with sessions() as session, session.begin():
         batch = await handlers.open_batch(session, [envelope])
         await handlers.on_stock_reserved(batch, envelope)

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.infra
 
 
 def from_inventory(event) -> Envelope:
-    return Envelope.new(event, source="inventory")
+    return Envelope.new(event)
 
 
 def reserved(order_id: uuid.UUID, unit_price: int = 1000, quantity: int = 2) -> Envelope:
@@ -40,7 +40,7 @@ def reserved(order_id: uuid.UUID, unit_price: int = 1000, quantity: int = 2) -> 
 
 def paid(order_id: uuid.UUID, amount: int = 2000) -> Envelope:
     return Envelope.new(
-        PaymentProcessed(order_id=order_id, payment_id=uuid.uuid4(), amount=amount, currency="EUR"), source="payment"
+        PaymentProcessed(order_id=order_id, payment_id=uuid.uuid4(), amount=amount, currency="EUR")
     )
 
 
@@ -107,7 +107,7 @@ async def test_a_repeated_or_late_answer_records_nothing(sessions, place, handle
     await handle(reserved(order_id, quantity=1))  # redelivered, new event id
     await handle(paid(order_id, amount=1000))
     failed = PaymentFailed(order_id=order_id, amount=1000, currency="EUR", reason="card_declined")
-    await handle(Envelope.new(failed, source="payment"))
+    await handle(Envelope.new(failed))
 
     assert [e.event_type for e in await stored(sessions, order_id)] == [
         "OrderCreated",
@@ -123,7 +123,7 @@ async def test_a_failed_reservation_rejects_and_a_failed_payment_cancels(session
     await handle(from_inventory(StockReservationFailed(order_id=rejected_id, failures=(failure,))))
     await handle(reserved(declined_id, quantity=1))
     failed = PaymentFailed(order_id=declined_id, amount=1000, currency="EUR", reason="card_declined")
-    await handle(Envelope.new(failed, source="payment"))
+    await handle(Envelope.new(failed))
 
     rejected, declined = await live(sessions, rejected_id), await live(sessions, declined_id)
     assert rejected.status is OrderStatus.REJECTED and "SKU-1" in rejected.rejection_reason

@@ -77,8 +77,8 @@ async def test_orders_within_their_deadline_or_already_ended_are_left_alone(
     line = PricedLine(sku="SKU-1", quantity=1, unit_price=500)
     reserved = StockReserved(order_id=confirmed, items=(line,), total_amount=500, currency="EUR")
     paid = PaymentProcessed(order_id=confirmed, payment_id=uuid.uuid4(), amount=500, currency="EUR")
-    await handle(Envelope.new(reserved, source="inventory"))
-    await handle(Envelope.new(paid, source="payment"))
+    await handle(Envelope.new(reserved))
+    await handle(Envelope.new(paid))
 
     timed_out = await sweep(sessions)
 

@@ -189,7 +189,7 @@ def in_transaction(in_batch) -> Callable[..., Awaitable[None]]:
 
 def incoming(event: Event) -> Envelope:
     """An event as another service's relay would deliver it (a fresh event id every time)."""
-    return Envelope.new(event, source="integration-tests")
+    return Envelope.new(event)
 
 
 @pytest.fixture

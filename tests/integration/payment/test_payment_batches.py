@@ -29,7 +29,7 @@ def facts(order_created, stock_reserved, order_cancelled) -> Callable[[UUID], li
         created = lambda n, token="tok_visa": (record_order, order_created(ids[n], token))  # noqa: E731
         reserved = lambda n, amount=2500: (record_reservation, stock_reserved(ids[n], amount=amount))  # noqa: E731
         cancelled = lambda n: (cancel_payment, order_cancelled(ids[n]))  # noqa: E731
-        rejected = (cancel_payment, Envelope.new(OrderRejected(order_id=ids[5], reason="x"), source="it"))
+        rejected = (cancel_payment, Envelope.new(OrderRejected(order_id=ids[5], reason="x")))
         return [
             [created(0), reserved(0)],  # charge decided
             [reserved(1), created(1), created(1), reserved(1)],  # told twice, decided once

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.infra
 
 
 def incoming(event) -> Envelope:
-    return Envelope.new(event, source="integration-tests")
+    return Envelope.new(event)
 
 
 async def test_a_handler_decides_the_charge_and_the_executor_makes_it(

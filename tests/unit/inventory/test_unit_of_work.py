@@ -15,7 +15,7 @@ from shared.events.base import utc_now
 def created(order_id, **quantities: int) -> Envelope:
     lines = tuple(OrderLine(sku=sku, quantity=n) for sku, n in quantities.items())
     order = OrderCreated(order_id=order_id, customer_id="c", items=lines, payment_token="tok", created_at=utc_now())
-    return Envelope.new(order, source="unit-tests")
+    return Envelope.new(order)
 
 
 def batch_on(order_ids, *products: Product) -> InventoryBatch:
@@ -32,7 +32,7 @@ async def test_each_event_of_a_batch_sees_what_the_events_before_it_changed():
     await reserve_stock(batch, created(first, MUG=4))
     await reserve_stock(batch, created(second, MUG=2))  # only 1 left after the first
     cancelled = OrderCancelled(order_id=first, reason="customer_request")
-    await release_stock(batch, Envelope.new(cancelled, source="unit-tests"))
+    await release_stock(batch, Envelope.new(cancelled))
 
     assert batch.reservation(first).status is ReservationStatus.RELEASED
     assert batch.reservation(second).status is ReservationStatus.FAILED
@@ -46,7 +46,7 @@ async def test_a_payment_for_an_order_created_in_the_same_batch_sells_its_units(
 
     await reserve_stock(batch, created(order_id, MUG=2))
     paid = PaymentProcessed(order_id=order_id, payment_id=uuid4(), amount=2000, currency="EUR")
-    await sell_stock(batch, Envelope.new(paid, source="unit-tests"))
+    await sell_stock(batch, Envelope.new(paid))
 
     assert batch.reservation(order_id).status is ReservationStatus.SOLD
     assert (mug.available, mug.reserved, mug.sold) == (3, 0, 2)

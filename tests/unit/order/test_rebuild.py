@@ -68,7 +68,7 @@ def test_a_re_sent_event_is_counted_once():
 
 
 def test_other_events_and_unreadable_records_are_counted_not_folded():
-    histories = read_back(Envelope.new(LowStockAlert(sku="SKU-1", available=1, reorder_level=5), source="inventory"))
+    histories = read_back(Envelope.new(LowStockAlert(sku="SKU-1", available=1, reorder_level=5)))
     histories.add_record(b"not json", [("eventId", str(uuid4()).encode())])
 
     assert histories.histories == {}

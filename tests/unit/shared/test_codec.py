@@ -102,7 +102,7 @@ def test_a_low_stock_alert_is_keyed_by_sku() -> None:
 
 
 def test_optional_headers_are_left_out_when_the_envelope_has_no_value_for_them() -> None:
-    record = encode(Envelope.new(sample_event(OrderCreated), source="order-service"))
+    record = encode(Envelope.new(sample_event(OrderCreated)))
 
     names = [name for name, _ in record.headers]
     assert "causationId" not in names

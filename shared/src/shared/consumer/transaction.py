@@ -13,13 +13,14 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from aiokafka.structs import ConsumerRecord
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared.consumer.retry import NonRetryableError
 from shared.db import driver_connection
-from shared.events.base import Envelope
+from shared.events.base import Envelope, Event
 from shared.events.codec import InvalidRecord, UnknownEventType, decode
 from shared.logging import bind_context
 from shared.outbox.writer import add_to_outbox
@@ -40,6 +41,17 @@ Handler = Callable[[Any, Envelope], Awaitable[None]]
 # Opens the unit of work on the claimed events of a batch, in partition order: loads and locks what
 # they touch, in the service's one lock order, so two batches never wait on each other in a cycle.
 BatchOpener = Callable[[AsyncSession, Sequence[Envelope]], Awaitable[Batch]]
+
+E = TypeVar("E", bound=Event)
+
+
+def payload(envelope: Envelope, *expected: type[E]) -> E:
+    """The envelope's event, typed for its handler. Another type means the handler table is wired
+    wrong, which no retry heals: NonRetryableError, so the record is dead-lettered at once."""
+    if not isinstance(envelope.event, expected):
+        names = " or ".join(cls.event_type for cls in expected)
+        raise NonRetryableError(f"expected {names}, got {envelope.event_type}")
+    return envelope.event
 
 
 class SessionBatch:

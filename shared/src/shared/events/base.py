@@ -18,6 +18,8 @@ from pydantic import (
     StringConstraints,
 )
 
+from shared.events.topics import WRITERS
+
 Sku = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 # Strict: a float (or a bool, or a numeric string) where money is expected is a bug upstream, so it is
@@ -91,12 +93,13 @@ class Envelope(BaseModel):
         return self.event.topic
 
     @classmethod
-    def new(cls, event: Event, *, source: str, caused_by: "Envelope | None" = None) -> "Envelope":
-        """Wrap a new event; when it reacts to another event, inherit its correlation and trace."""
+    def new(cls, event: Event, *, caused_by: "Envelope | None" = None) -> "Envelope":
+        """Wrap a new event; when it reacts to another event, inherit its correlation and trace. The
+        source is the service that owns the event's topic, the only one that writes to it."""
         return cls(
             event=event,
             correlation_id=caused_by.correlation_id if caused_by else event.correlation_id(),
             causation_id=caused_by.event_id if caused_by else None,
             traceparent=caused_by.traceparent if caused_by else None,
-            source=source,
+            source=WRITERS[event.topic],
         )

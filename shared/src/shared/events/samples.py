@@ -25,6 +25,7 @@ from .order import (
     PricedLine,
 )
 from .payment import PaymentFailed, PaymentProcessed, RefundIssued
+from .topics import WRITERS
 
 ORDER_ID = UUID("0b6f6d4e-2f1c-4c1a-9d51-6c7a3e1f0a01")
 PAYMENT_ID = UUID("7d3c2b1a-5e4f-4a6b-8c9d-0e1f2a3b4c5d")
@@ -79,5 +80,5 @@ def sample_envelope(event: Event) -> Envelope:
         correlation_id=event.correlation_id(),
         causation_id=CAUSING_EVENT_ID,
         traceparent=TRACEPARENT,
-        source=f"{event.topic.removesuffix('-events')}-service",
+        source=WRITERS[event.topic],
     )

@@ -19,6 +19,9 @@ ORDER_EVENTS = "order-events"
 PAYMENT_EVENTS = "payment-events"
 INVENTORY_EVENTS = "inventory-events"
 EVENT_TOPICS = (ORDER_EVENTS, PAYMENT_EVENTS, INVENTORY_EVENTS)
+# Each topic has one writer, the service that owns it (its `service_name`): the `source` header of
+# every event on the topic.
+WRITERS = {ORDER_EVENTS: "order", PAYMENT_EVENTS: "payment", INVENTORY_EVENTS: "inventory"}
 
 PARTITIONS = 12
 REPLICATION_FACTOR = 3

@@ -24,7 +24,6 @@ from inventory_service.domain import InventoryError, Product, Reservation, on_or
 from .commands import PutProduct, Restock
 from .unit_of_work import InventoryBatch
 
-SOURCE = "inventory"
 MAX_STOCK = 1_000_000_000  # per counter: far beyond any real warehouse, well inside a Postgres integer
 
 log = get_logger(__name__)
@@ -188,4 +187,4 @@ def _low_stock_alerts(changes: Iterable[tuple[Product, bool]]) -> list[Event]:
 
 
 def _envelopes(events: Iterable[Event], caused_by: Envelope | None = None) -> list[Envelope]:
-    return [Envelope.new(event, source=SOURCE, caused_by=caused_by) for event in events]
+    return [Envelope.new(event, caused_by=caused_by) for event in events]

@@ -24,8 +24,6 @@ from . import event_store, projection
 from .event_store import StoredEvent
 from .idempotency import Claim
 
-SOURCE = "order"
-
 
 class OrderBatch(SessionBatch):
     """The orders a transaction works on and what it changed in them. Callers apply the domain's
@@ -148,5 +146,5 @@ _NEW_ORDER = """
 
 def envelope_for(recorded: RecordedEvent, caused_by: Envelope | None) -> Envelope:
     """The event's envelope, stamped with the time the domain recorded (the store's occurred_at)."""
-    envelope = Envelope.new(recorded.event, source=SOURCE, caused_by=caused_by)
+    envelope = Envelope.new(recorded.event, caused_by=caused_by)
     return envelope.model_copy(update={"occurred_at": recorded.occurred_at.astimezone(UTC)})

@@ -41,8 +41,6 @@ from payment_service.domain import (
 from payment_service.metrics import GATEWAY_CALLS
 from payment_service.settings import Settings
 
-SOURCE = "payment"
-
 log = get_logger(__name__)
 
 Clock = Callable[[], datetime]
@@ -138,7 +136,7 @@ async def record_outcomes(
             events.extend(_apply(payment, outcome, settings, now))
             applied.append((outcome, payment))
         await repository.save_payments(connection, locked.changed())
-        await add_to_outbox(session, *(Envelope.new(event, source=SOURCE) for event in events))
+        await add_to_outbox(session, *(Envelope.new(event) for event in events))
     for outcome, payment in applied:
         _log_recorded(outcome, payment)
 
