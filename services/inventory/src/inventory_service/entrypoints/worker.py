@@ -26,4 +26,4 @@ def build_handlers(sessions: async_sessionmaker[AsyncSession] | None = None) -> 
 
 
 def main() -> None:
-    worker_main(Settings(), build_handlers, TOPICS)
+    worker_main(Settings(), build_handlers(), TOPICS)

@@ -47,4 +47,4 @@ def saga_deadline_sweep(settings: Settings) -> BackgroundLoop:
 
 def main() -> None:
     settings = Settings()
-    worker_main(settings, build_handlers, TOPICS, background=[saga_deadline_sweep(settings)])
+    worker_main(settings, build_handlers(), TOPICS, background=[saga_deadline_sweep(settings)])

@@ -40,6 +40,7 @@ class GatewayExecutor:
         *,
         gateway_name: str | None = None,
         clock: Callable[[], datetime] = utc_now,
+        woken: asyncio.Event | None = None,
     ) -> None:
         self._settings = settings
         self._sessions = sessions
@@ -48,7 +49,8 @@ class GatewayExecutor:
         # gateway that saw it.
         self.gateway_name = gateway_name or settings.gateway
         self._clock = clock
-        self._wake = asyncio.Event()
+        # Set by `wake`, or by whoever holds the event (the handlers, once their batch commits).
+        self._wake = woken or asyncio.Event()
         self._calls: set[asyncio.Task[None]] = set()
         # Outcomes waiting for the next recording transaction, each with what its call waits on.
         self._unrecorded: list[tuple[gateway_calls.Outcome, asyncio.Future[None]]] = []

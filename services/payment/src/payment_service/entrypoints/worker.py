@@ -14,7 +14,7 @@ import asyncio
 
 from shared.consumer import Consumption
 from shared.events.topics import INVENTORY_EVENTS, ORDER_EVENTS
-from shared.runtime import BackgroundLoop, HandlerWiring, run_worker, worker_main
+from shared.runtime import BackgroundLoop, run_worker, worker_main
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from payment_service.bootstrap import build_gateway, build_handlers
@@ -25,27 +25,23 @@ from .executor import GatewayExecutor
 TOPICS = (ORDER_EVENTS, INVENTORY_EVENTS)
 
 
-def wiring(settings: Settings) -> tuple[HandlerWiring, list[BackgroundLoop]]:
-    """The handlers and the executor they wake. The executor needs the session factory, which exists
-    when the handlers are wired, before the background loops start."""
-    built: list[GatewayExecutor] = []
+def wiring(settings: Settings) -> tuple[Consumption, list[BackgroundLoop]]:
+    """The handlers, and the executor they wake: a batch that commits a new intent sets `intents`,
+    and the executor looks for due intents at once instead of at its next sweep."""
+    intents = asyncio.Event()
 
-    def handlers(sessions: async_sessionmaker[AsyncSession]) -> Consumption:
-        built.append(GatewayExecutor(settings, sessions, build_gateway(settings)))
-        return build_handlers(settings.gateway, built[0].wake)
+    async def execute(sessions: async_sessionmaker[AsyncSession], stop: asyncio.Event) -> None:
+        await GatewayExecutor(settings, sessions, build_gateway(settings), woken=intents).run(stop)
 
-    async def execute(_sessions: async_sessionmaker[AsyncSession], stop: asyncio.Event) -> None:
-        await built[0].run(stop)
-
-    return handlers, [execute]
+    return build_handlers(settings.gateway, intents.set), [execute]
 
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:
-    handlers, background = wiring(settings)
-    await run_worker(settings, handlers, TOPICS, stop, background=background)
+    consumption, background = wiring(settings)
+    await run_worker(settings, consumption, TOPICS, stop, background=background)
 
 
 def main() -> None:
     settings = Settings()
-    handlers, background = wiring(settings)
-    worker_main(settings, handlers, TOPICS, background=background)
+    consumption, background = wiring(settings)
+    worker_main(settings, consumption, TOPICS, background=background)
