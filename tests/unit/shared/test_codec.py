@@ -81,7 +81,7 @@ def test_a_record_carries_the_envelope_in_headers_named_as_agreed() -> None:
         ("correlationId", str(ORDER_ID).encode()),
         ("causationId", str(envelope.causation_id).encode()),
         ("traceparent", envelope.traceparent.encode()),
-        ("source", b"order-service"),
+        ("source", b"order"),
         ("contentType", b"application/json"),
     ]
     assert all(type(name) is str for name, _ in record.headers)
