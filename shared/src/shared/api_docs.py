@@ -86,7 +86,8 @@ def install_offline_docs(app: FastAPI) -> None:
 
 def _root_path(request: Request) -> str:
     """The prefix a reverse proxy serves the app under ("" when none), as FastAPI's own pages use it."""
-    return request.scope.get("root_path", "").rstrip("/")
+    root_path: str = request.scope.get("root_path", "")
+    return root_path.rstrip("/")
 
 
 def _dist_dir(dist: tuple[str, str]) -> Path:

@@ -1,7 +1,7 @@
 """Database engine and sessions. Built by each process at start-up, never at import time."""
 
 from collections.abc import Awaitable, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 import asyncpg
 from sqlalchemy import event
@@ -79,21 +79,31 @@ class DriverConnection:
             raise
 
 
+class _LazyBegin(Protocol):
+    """What driver_connection uses of SQLAlchemy's asyncpg adapter (AsyncAdapt_asyncpg_connection)."""
+
+    _transaction: object | None  # the driver's transaction; None until the adapter has sent BEGIN
+
+    def _start_transaction(self) -> Awaitable[None]: ...
+
+
 async def driver_connection(session: AsyncSession) -> DriverConnection:
     """The session's DriverConnection, the same one for the whole of its transaction (the claim, the
     unit of work and the outbox writer each ask for it; building it costs ~50 µs)."""
-    cached = session.info.get(_DRIVER)
+    cached: tuple[object, DriverConnection] | None = session.info.get(_DRIVER)  # as stored below
     if cached is not None and cached[0] is session.get_transaction():
         return cached[1]
     connection = await session.connection()
     raw = await connection.get_raw_connection()
     driver = DriverConnection(connection, raw.driver_connection)
-    adapter = raw.dbapi_connection
+    # Typed as any DBAPI connection; with the asyncpg dialect (create_engine's only one) it is the
+    # dialect's adapter, an untyped class: the private part used below is spelt out by _LazyBegin.
+    adapter = cast(_LazyBegin, raw.dbapi_connection)
     # The dialect's adapter sends BEGIN lazily, before its own first statement: a statement sent on
     # the driver first would run outside the transaction (autocommitted, never rolled back). No public
     # call begins it without a statement of its own; tests/integration/test_database_engine.py checks.
-    if adapter._transaction is None:  # type: ignore[union-attr]
-        await driver._run(adapter._start_transaction())  # type: ignore[union-attr]
+    if adapter._transaction is None:
+        await driver._run(adapter._start_transaction())
     session.info[_DRIVER] = (session.get_transaction(), driver)
     return driver
 

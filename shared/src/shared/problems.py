@@ -111,10 +111,12 @@ def problem_response(
 
 
 def install_problem_handlers(app: FastAPI, refusals: Mapping[type[Exception], Refusal]) -> None:
+    # Starlette types every handler as taking any Exception, though it calls each only with the class
+    # it is registered for: a handler of a narrower class is what it means, and what it takes.
     app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
     for error, refusal in refusals.items():
-        app.add_exception_handler(error, _refused(refusal))  # type: ignore[arg-type]
+        app.add_exception_handler(error, _refused(refusal))
     app.add_middleware(LastResort)
 
 
@@ -133,9 +135,11 @@ async def _invalid_request(request: Request, exc: RequestValidationError) -> JSO
     return _validation_problem(request, errors)
 
 
-def _message(error: Any) -> str:
-    pattern = (error.get("ctx") or {}).get("pattern")
-    return PATTERN_MESSAGES.get(pattern, error.get("msg", ""))
+def _message(error: Mapping[str, Any]) -> str:
+    context: Mapping[str, Any] = error.get("ctx") or {}
+    pattern = context.get("pattern")
+    message: str = error.get("msg", "")
+    return PATTERN_MESSAGES.get(pattern, message) if isinstance(pattern, str) else message
 
 
 def _validation_problem(request: Request, errors: list[dict[str, Any]]) -> JSONResponse:
@@ -237,12 +241,16 @@ def _problem(description: str, model: type[Problem] = Problem) -> dict[str, Any]
     return {"description": description, "content": {PROBLEM_MEDIA_TYPE: {"schema": schema}}}
 
 
+# What FastAPI's `responses=` takes: {status code: the OpenAPI response object}.
+Responses = dict[int | str, dict[str, Any]]
+
+
 def problem_responses(
     descriptions: Mapping[int, str] | None = None, *, validated: bool = True, database: bool = True
-) -> dict[int, Any]:
+) -> Responses:
     """The `responses` of an operation: the refusals it can answer (`{404: "no such order"}`), plus
     500, 422 when it has parameters or a body to validate, and 503 when it uses the database."""
-    responses: dict[int, Any] = {500: _problem("a bug; it has been logged")}
+    responses: dict[int, dict[str, Any]] = {500: _problem("a bug; it has been logged")}
     if validated:
         responses[422] = _problem(
             "the request does not match this document, or breaks a rule it states", ValidationProblem

@@ -68,7 +68,8 @@ class GroupedTransactions:
                 self._succeed(group, applied)
 
     def _take(self) -> list[_Submitted]:
-        group, count = [], 0
+        group: list[_Submitted] = []
+        count = 0
         while self._queue and (not group or count + len(self._queue[0].items) <= self._max_records):
             submitted = self._queue.pop(0)
             if submitted.done.done():  # its lane was cancelled meanwhile

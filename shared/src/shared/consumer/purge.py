@@ -27,7 +27,9 @@ async def purge_processed_events(
     deleted = 0
     while True:
         async with sessions() as session, session.begin():
-            result = await session.execute(
+            # On the session's connection: its result is a cursor's, with the DELETE's rowcount.
+            connection = await session.connection()
+            result = await connection.execute(
                 _PURGE_BATCH, {"consumer": consumer, "retention_s": retention_s, "batch_size": batch_size}
             )
         deleted += result.rowcount

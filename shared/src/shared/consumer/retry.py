@@ -24,7 +24,7 @@ def is_concurrency_conflict(exc: BaseException) -> bool:
 
 def conflict_backoff_seconds(conflicts: int) -> float:
     """Short and jittered, so the transactions that collided do not collide again in step."""
-    return random.uniform(0.01, 0.05) * min(2**conflicts, 20)
+    return random.uniform(0.01, 0.05) * min(1 << conflicts, 20)  # 1 << n: 2**n typed as an int
 
 
 def backoff_seconds(attempt: int, *, base: float, multiplier: float, cap: float) -> float:

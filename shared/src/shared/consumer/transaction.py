@@ -117,11 +117,12 @@ class BatchFailed(Exception):
 
 
 def bind_log_context(envelope: Envelope) -> None:
+    order_id = getattr(envelope.event, "order_id", None)  # events about a product alone have none
     bind_context(
         event_id=str(envelope.event_id),
         event_type=envelope.event_type,
         correlation_id=envelope.correlation_id,
-        order_id=getattr(envelope.event, "order_id", None) and str(envelope.event.order_id),  # type: ignore[attr-defined]
+        order_id=None if order_id is None else str(order_id),
     )
 
 
@@ -171,8 +172,9 @@ async def apply_batch(
     try:
         async with sessions() as session:
             async with session.begin():
-                claimed = await _claim(session, consumer, [i.envelope.event_id for i in items if _handled(i)])
-                batch = await open_batch(session, [i.envelope for i in items if _handled(i) and _in(i, claimed)])
+                handled = [i.envelope for i in items if i.envelope is not None and i.handler is not None]
+                claimed = await _claim(session, consumer, [envelope.event_id for envelope in handled])
+                batch = await open_batch(session, [envelope for envelope in handled if envelope.event_id in claimed])
                 for index, item in enumerate(items):
                     current = index
                     applied.append(await _apply_item(batch, item, claimed))
@@ -182,14 +184,6 @@ async def apply_batch(
     except Exception as exc:
         raise BatchFailed(current, exc) from exc
     return applied
-
-
-def _handled(item: BatchItem) -> bool:
-    return item.envelope is not None and item.handler is not None
-
-
-def _in(item: BatchItem, claimed: set[uuid.UUID]) -> bool:
-    return item.envelope is not None and item.envelope.event_id in claimed
 
 
 # One statement of one shape for any number of events, prepared once per connection.

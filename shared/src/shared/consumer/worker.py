@@ -201,13 +201,19 @@ class EventWorker:
                 except BatchFailed as failed:
                     failure = failed
                     log.info("batch failed; handling its records one at a time", error=repr(failed.cause))
-            for index, record in enumerate(chunk):
-                if lane.stopping:
-                    return
-                # The batch's failure counts as the first attempt of the record that raised it.
-                first_failure = failure.cause if failure is not None and failure.index == index else None
-                if await self.handle(record, lane, first_failure=first_failure):
-                    lane.finished(record)
+            await self._handle_one_at_a_time(chunk, lane, failure)
+
+    async def _handle_one_at_a_time(
+        self, records: list[ConsumerRecord], lane: PartitionLane, failure: BatchFailed | None
+    ) -> None:
+        """Each record in its own transaction, with its retries; stops early once the lane is stopping."""
+        for index, record in enumerate(records):
+            if lane.stopping:
+                return
+            # The batch's failure counts as the first attempt of the record that raised it.
+            first_failure = failure.cause if failure is not None and failure.index == index else None
+            if await self.handle(record, lane, first_failure=first_failure):
+                lane.finished(record)
 
     async def _apply_group(self, items: Sequence[BatchItem]) -> list[Applied]:
         return await apply_batch(self._sessions, self._consumer_name, items, self._open_batch)
@@ -334,7 +340,8 @@ class EventWorker:
             await asyncio.sleep(delay)
 
 
-class _HandOverOnRebalance(ConsumerRebalanceListener):
+# aiokafka ships no types, so its base class is Any to mypy; subscribe() insists on an instance of it.
+class _HandOverOnRebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     """Before partitions move (aiokafka revokes all of them at every rebalance, then assigns the new
     set): stop their lanes after the records in hand and commit what is finished, the partitions the
     worker keeps included, so nothing is re-read and nothing is handled after the revoke."""

@@ -5,7 +5,7 @@ occurrence it is (event id, time, causality, tracing): that travels in the recor
 """
 
 from datetime import UTC, datetime
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, Unpack
 from uuid import UUID, uuid4
 
 from pydantic import (
@@ -56,7 +56,7 @@ class Event(BaseModel):
     def correlation_id(self) -> str:
         return self.partition_key()
 
-    def __init_subclass__(cls, **kwargs: object) -> None:
+    def __init_subclass__(cls, **kwargs: Unpack[ConfigDict]) -> None:
         super().__init_subclass__(**kwargs)
         if "event_type" not in cls.__dict__:
             cls.event_type = cls.__name__

@@ -143,7 +143,8 @@ def _variants(schema: Schema) -> list[Schema]:
 
 def _describe(schema: Schema) -> str:
     if "$ref" in schema:
-        return schema["$ref"].rsplit("/", 1)[-1]
+        ref: str = schema["$ref"]
+        return ref.rsplit("/", 1)[-1]
     if "const" in schema:
         return repr(schema["const"])
     return str(schema.get("type", "any value"))

@@ -10,6 +10,7 @@ import asyncio
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
@@ -31,10 +32,18 @@ class ProvisioningReport:
     mismatches: list[str] = field(default_factory=list)
 
 
-async def describe_topic_settings(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, dict]:
+class TopicSettings(TypedDict):
+    """What a broker says of an existing topic, in the terms of a TopicSpec."""
+
+    partitions: int
+    replication_factor: int
+    config: dict[str, str | None]  # every config entry of the topic (a sensitive one's value is None)
+
+
+async def describe_topic_settings(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, TopicSettings]:
     """Partitions, replication factor and the spec'd config values of each named topic."""
     described = await admin.describe_topics(names)
-    settings: dict[str, dict] = {}
+    settings: dict[str, TopicSettings] = {}
     for topic in described:
         partitions = topic["partitions"]
         settings[topic["topic"]] = {
@@ -52,7 +61,7 @@ async def describe_topic_settings(admin: AIOKafkaAdminClient, names: list[str]) 
     return settings
 
 
-def compare(spec: TopicSpec, actual: dict) -> list[str]:
+def compare(spec: TopicSpec, actual: TopicSettings) -> list[str]:
     problems = []
     if actual["partitions"] != spec.partitions:
         problems.append(f"{spec.name}: {actual['partitions']} partitions, expected {spec.partitions}")
@@ -99,13 +108,13 @@ async def ensure_topics(
     return report
 
 
-async def _describe_when_visible(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, dict]:
+async def _describe_when_visible(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, TopicSettings]:
     deadline = time.monotonic() + 30
     while True:
         settings = await describe_topic_settings(admin, names)
         # A broker that has not caught up describes a new topic with no partitions, or with no
         # configs (an error for that resource): either is "not yet", never a mismatch.
-        visible = all(settings.get(n, {}).get("partitions") and settings[n]["config"] for n in names)
+        visible = all(n in settings and settings[n]["partitions"] and settings[n]["config"] for n in names)
         if visible or time.monotonic() > deadline:
             return settings
         await asyncio.sleep(0.5)

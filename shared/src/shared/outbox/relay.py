@@ -200,7 +200,8 @@ class OutboxRelay:
 
     async def _fetch(self, conn: asyncpg.Connection, *, exclude: Sequence[int] = ()) -> list[asyncpg.Record]:
         """The next batch: the oldest unpublished rows, but for those already in flight (`exclude`)."""
-        return await conn.fetch(FETCH_BATCH, self._settings.relay_batch_size, list(exclude))
+        rows: list[asyncpg.Record] = await conn.fetch(FETCH_BATCH, self._settings.relay_batch_size, list(exclude))
+        return rows
 
     async def _send_next(
         self,
@@ -238,7 +239,9 @@ class OutboxRelay:
         """Hand every row to the producer without awaiting its ack."""
         started = time.perf_counter()
         send, loads = producer.send, orjson.loads
-        ids, acks, topics = [], [], Counter[str]()
+        ids: list[int] = []
+        acks: list[asyncio.Future[object]] = []
+        topics = Counter[str]()
         batch = _SentBatch(ids, acks, topics, started)
         try:
             for row_id, topic, key, value, headers in rows:
