@@ -278,8 +278,9 @@ def test_each_scaled_out_process_is_a_second_instance_of_a_compose_service_that_
         assert "container_name" not in services[first] and "ports" not in services[first]
         # Its metrics port must differ from the first instance's on the one host of the local stack.
         svc, role = first.split("-")
-        assert f'{svc.upper()}_{role.upper()}_METRICS_PORT="{METRICS_PORTS[svc][role] + 2}"' in (
-            config[f"program:{program}"]["environment"]
+        assert (
+            f'{svc.upper()}_{role.upper()}_METRICS_PORT="{METRICS_PORTS[svc][role] + 2}"'
+            in (config[f"program:{program}"]["environment"])
         )
 
 

@@ -28,7 +28,7 @@ def create_engine(settings: ServiceSettings, *, role: str = "app") -> AsyncEngin
             "server_settings": {
                 "search_path": settings.db_schema,
                 "application_name": f"{settings.service_name}-{role}",
-            }
+            },
         },
     )
     event.listen(engine.sync_engine, "handle_error", _outage_is_a_disconnect)

@@ -144,9 +144,7 @@ def test_every_message_example_validates_against_its_header_and_payload_schemas(
 def test_the_documented_dead_letter_headers_are_the_ones_the_consumer_writes() -> None:
     dead_letter = pytest.importorskip("shared.consumer.dead_letter")
     written = {
-        value
-        for value in vars(dead_letter).values()
-        if isinstance(value, str) and value.startswith("kafka_dlt-")
+        value for value in vars(dead_letter).values() if isinstance(value, str) and value.startswith("kafka_dlt-")
     }
 
     assert written == set(DLT_HEADERS)

@@ -138,9 +138,7 @@ def test_times_are_written_in_utc_whatever_offset_they_were_given_with() -> None
     event = OrderCreated.model_validate(
         {**sample_event(OrderCreated).model_dump(), "created_at": datetime(2025, 1, 1, 12, tzinfo=plus_two)}
     )
-    envelope = sample_envelope(event).model_copy(
-        update={"occurred_at": datetime(2025, 1, 1, 12, tzinfo=plus_two)}
-    )
+    envelope = sample_envelope(event).model_copy(update={"occurred_at": datetime(2025, 1, 1, 12, tzinfo=plus_two)})
 
     record = encode(envelope)
 
@@ -150,9 +148,7 @@ def test_times_are_written_in_utc_whatever_offset_they_were_given_with() -> None
 
 def test_an_event_time_without_a_timezone_is_refused() -> None:
     with pytest.raises(ValidationError):
-        OrderCreated.model_validate(
-            {**sample_event(OrderCreated).model_dump(), "created_at": datetime(2025, 1, 1)}
-        )
+        OrderCreated.model_validate({**sample_event(OrderCreated).model_dump(), "created_at": datetime(2025, 1, 1)})
 
 
 def test_an_occurred_at_header_with_an_offset_is_read_as_utc() -> None:

@@ -151,9 +151,7 @@ def test_an_occurred_at_that_is_out_of_range_in_utc_is_an_invalid_header_not_a_c
     # A poison record must raise an InvalidRecord (dead-lettered), never an arbitrary error that
     # would stop the worker at the same record after every restart.
     record = encode(
-        Envelope.new(
-            OrderCancelled(order_id="7d0a8b0e-0000-4000-8000-000000000001", reason="customer_request")
-        )
+        Envelope.new(OrderCancelled(order_id="7d0a8b0e-0000-4000-8000-000000000001", reason="customer_request"))
     )
     headers = [(n, b"0001-01-01T00:00:00+01:00" if n == "occurredAt" else v) for n, v in record.headers]
 

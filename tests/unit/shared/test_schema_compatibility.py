@@ -35,9 +35,7 @@ def test_every_model_is_backward_compatible_with_the_committed_schema_of_its_ver
 ) -> None:
     changes = breaking_changes(_committed(cls), event_schema(cls))
 
-    assert not changes, (
-        f"{cls.__name__} broke its v{cls.schema_version} schema; bump schema_version: {changes}"
-    )
+    assert not changes, f"{cls.__name__} broke its v{cls.schema_version} schema; bump schema_version: {changes}"
 
 
 def test_the_committed_schema_files_equal_a_fresh_export() -> None:
@@ -83,8 +81,7 @@ def test_the_export_refuses_to_overwrite_a_version_with_a_breaking_change(tmp_pa
     refused = write_schemas(tmp_path)
 
     assert refused == [
-        f"{schema_file_name(cls)}: not overwritten, the change is breaking:\n"
-        "  $.legacy_field: field removed or renamed"
+        f"{schema_file_name(cls)}: not overwritten, the change is breaking:\n  $.legacy_field: field removed or renamed"
     ]
     assert (tmp_path / schema_file_name(cls)).read_text() == committed
     assert main(["--dir", str(tmp_path)]) == 1

@@ -24,9 +24,7 @@ Sku = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 # Strict: a float (or a bool, or a numeric string) where money is expected is a bug upstream, so it is
 # rejected rather than silently truncated.
-MinorUnits = Annotated[
-    int, Field(ge=0, strict=True, description="Amount in the currency's minor units (cents)")
-]
+MinorUnits = Annotated[int, Field(ge=0, strict=True, description="Amount in the currency's minor units (cents)")]
 Quantity = Annotated[int, Field(ge=1, le=10_000)]
 
 

@@ -75,9 +75,7 @@ class MalformedPayload(InvalidRecord):
 class UnsupportedSchemaVersion(InvalidRecord):
     def __init__(self, event_type: str, schema_version: int) -> None:
         supported = ", ".join(map(str, supported_versions(event_type)))
-        super().__init__(
-            f"{event_type} schema version {schema_version} is not supported (this code reads {supported})"
-        )
+        super().__init__(f"{event_type} schema version {schema_version} is not supported (this code reads {supported})")
         self.event_type = event_type
         self.schema_version = schema_version
 

@@ -112,9 +112,7 @@ class _Comparison:
         changes += [BreakingChange(f"{path}.{name}", "new required field") for name in new_required_fields]
         return changes
 
-    def _additional_properties(
-        self, old: Schema, new: Schema, path: str, seen: _Seen
-    ) -> list[BreakingChange]:
+    def _additional_properties(self, old: Schema, new: Schema, path: str, seen: _Seen) -> list[BreakingChange]:
         old_extra, new_extra = old.get("additionalProperties", True), new.get("additionalProperties", True)
         if isinstance(old_extra, Mapping) and isinstance(new_extra, Mapping):
             return self.schemas(old_extra, new_extra, f"{path}{{}}", seen)
@@ -163,9 +161,7 @@ def _types(old: Schema, new: Schema, path: str) -> list[BreakingChange]:
     if new_types is not None and (old_types is None or not old_types <= new_types):
         changes.append(BreakingChange(path, f"type changed from {_names(old_types)} to {_names(new_types)}"))
     if "format" in new and old.get("format") != new["format"]:
-        changes.append(
-            BreakingChange(path, f"format changed from {old.get('format')!r} to {new['format']!r}")
-        )
+        changes.append(BreakingChange(path, f"format changed from {old.get('format')!r} to {new['format']!r}"))
     for keyword in sorted(set(old) | set(new)):
         ignored = keyword in _HANDLED or keyword in _ANNOTATIONS or keyword in _ROOT_ONLY
         if not ignored and not keyword.startswith("x-") and old.get(keyword) != new.get(keyword):

@@ -55,6 +55,5 @@ def supported_versions(event_type: str) -> tuple[int, ...]:
 
 # What a producer writes: the newest version of each event type.
 EVENT_TYPES: dict[str, type[Event]] = {
-    event_type: EVENT_VERSIONS[event_type, max(supported_versions(event_type))]
-    for event_type, _ in EVENT_VERSIONS
+    event_type: EVENT_VERSIONS[event_type, max(supported_versions(event_type))] for event_type, _ in EVENT_VERSIONS
 }

@@ -42,12 +42,8 @@ _PRICED = (
 _TOTAL = 2 * 1250 + 1999
 
 _SAMPLES: tuple[Event, ...] = (
-    OrderCreated(
-        order_id=ORDER_ID, customer_id="customer-42", items=_LINES, payment_token="tok_visa", created_at=AT
-    ),
-    OrderUpdated(
-        order_id=ORDER_ID, status="AWAITING_PAYMENT", items=_PRICED, total_amount=_TOTAL, currency="EUR"
-    ),
+    OrderCreated(order_id=ORDER_ID, customer_id="customer-42", items=_LINES, payment_token="tok_visa", created_at=AT),
+    OrderUpdated(order_id=ORDER_ID, status="AWAITING_PAYMENT", items=_PRICED, total_amount=_TOTAL, currency="EUR"),
     OrderConfirmed(order_id=ORDER_ID, payment_id=PAYMENT_ID, amount=_TOTAL, currency="EUR"),
     OrderRejected(order_id=ORDER_ID, reason="insufficient_stock: TEE-L"),
     OrderCancelled(order_id=ORDER_ID, reason="customer_request"),

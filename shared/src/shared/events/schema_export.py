@@ -93,9 +93,7 @@ def write_schemas(directory: Path = SCHEMA_DIR) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="exit 1 if the committed files are not current")
     parser.add_argument("--dir", type=Path, default=SCHEMA_DIR, help="where the schema files live")
     args = parser.parse_args(argv)
@@ -104,9 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         advice = "run `python -m shared.events.schema_export` and commit the files"
     else:
         problems = write_schemas(args.dir)
-        advice = (
-            "give the event a new schema version: a new class with schema_version + 1 next to the old one"
-        )
+        advice = "give the event a new schema version: a new class with schema_version + 1 next to the old one"
     if problems:
         print(*problems, "", advice, sep="\n", file=sys.stderr)
         return 1
