@@ -10,9 +10,12 @@ help:
 	@echo "make run               install, start everything, place demo orders, follow the logs (Ctrl-C stops)"
 	@echo "make test              install, start what tests need, run every test"
 	@echo "make up | down | status start in the background / stop / show what runs where"
+	@echo "make up-infra          only Postgres and the Kafka brokers (what the integration tests need)"
+	@echo "make logs | demo       follow every process's log / place the demo orders on a running stack"
 	@echo "make scale-out | scale-in   a second worker and a standby relay per service / stop them"
 	@echo "make test-unit | test-integration | test-e2e   one test layer"
 	@echo "make bench             relay throughput vs a plain producer; the saga under open-loop load"
+	@echo "make lint              ruff check, ruff format --check, mypy strict (CI runs it before the tests)"
 	@echo "make kafka-tool ARGS='topics --describe --topic order-events'   Kafka's own CLI tools"
 	@echo "make psql              a superuser psql on the ecommerce database"
 	@echo "make schemas           regenerate the committed event contracts from the event models"
@@ -67,8 +70,11 @@ bench: up
 	@.venv/bin/python bench/relay_throughput.py
 	@.venv/bin/python bench/saga_load.py
 
+# Lint, formatting and types: what CI checks before the tests (mypy strict over the files pyproject.toml lists).
 lint: install
 	@.venv/bin/ruff check .
+	@.venv/bin/ruff format --check .
+	@.venv/bin/mypy
 
 # Kafka's command-line tools against the local cluster, e.g.
 #   make kafka-tool ARGS="consumer-groups --bootstrap-server 127.0.0.1:9092 --describe --all-groups"
