@@ -30,6 +30,9 @@ HANDLE_SECONDS = Histogram(
 SAGA_TIMEOUTS = Counter(
     "saga_timeouts", "Orders cancelled because their saga was not finished by its deadline", ["service"]
 )
+# The payment executor's gateway calls. outcome: approved, declined, refunded, refused (answers);
+# timeout, unavailable, error (no answer).
+GATEWAY_CALLS = Counter("payment_gateway_calls", "Gateway calls made by the executor", ["call", "outcome"])
 
 HTTP_REQUESTS = Counter("http_requests", "HTTP requests", ["service", "method", "route", "status"])
 HTTP_REQUEST_SECONDS = Histogram("http_request_seconds", "HTTP request latency", ["service", "method", "route"])

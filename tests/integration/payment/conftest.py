@@ -18,15 +18,16 @@ from uuid import UUID
 
 import httpx
 import pytest
-from payment_service import views
 from payment_service.adapters.fault_switch import FaultSwitch
+from payment_service.adapters.tables import payments
 from payment_service.domain import ChargeResult, RefundResult, TestCardGateway
 from payment_service.entrypoints.api import create_app
 from payment_service.entrypoints.executor import GatewayExecutor
-from payment_service.service_layer.handlers import open_batch
+from payment_service.service_layer.unit_of_work import open_batch
 from payment_service.settings import Settings
 from shared.events import Envelope, Event, OrderCancelled, OrderCreated, OrderLine, PricedLine, StockReserved
 from shared.events.base import utc_now
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from statement_log import statement_kinds, statements_sent
 
@@ -224,11 +225,13 @@ def order_cancelled() -> Callable[..., Envelope]:
 
 @pytest.fixture
 def payment(sessions) -> Callable[[UUID], Awaitable[dict[str, Any] | None]]:
-    """`await payment(order_id)`: the payments row, or None."""
+    """`await payment(order_id)`: the payments row as stored, intent bookkeeping included (what the
+    API does not show: gateway, keys, attempts, last error), or None."""
 
     async def read(order_id: UUID) -> dict[str, Any] | None:
         async with sessions() as session:
-            return await views.payment(session, order_id)
+            row = (await session.execute(select(payments).where(payments.c.order_id == order_id))).first()
+        return None if row is None else dict(row._mapping)
 
     return read
 

@@ -10,7 +10,8 @@ import uuid
 import pytest
 from payment_service.entrypoints.executor import GatewayExecutor
 from payment_service.service_layer import gateway_calls
-from payment_service.service_layer.handlers import cancel_payment, open_batch, record_order, record_reservation
+from payment_service.service_layer.handlers import cancel_payment, record_order, record_reservation
+from payment_service.service_layer.unit_of_work import open_batch
 from prometheus_client import REGISTRY
 
 pytestmark = pytest.mark.infra

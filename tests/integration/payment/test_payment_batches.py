@@ -10,7 +10,8 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from payment_service.service_layer.handlers import cancel_payment, open_batch, record_order, record_reservation
+from payment_service.service_layer.handlers import cancel_payment, record_order, record_reservation
+from payment_service.service_layer.unit_of_work import open_batch
 from shared.events import Envelope, OrderRejected
 
 pytestmark = pytest.mark.infra

@@ -7,16 +7,13 @@ from fastapi import APIRouter, FastAPI
 from shared.http import SessionDep, create_service_app, serve
 from shared.problems import Refusal, problem_responses
 
-from payment_service import views
+from payment_service.service_layer import queries
+from payment_service.service_layer.errors import PaymentNotFound
 from payment_service.settings import Settings
 
 from .schemas import PaymentOut
 
 router = APIRouter(tags=["payments"])
-
-
-class UnknownPayment(Exception):
-    """The payment service has not seen the order (yet): its OrderCreated may still be on its way."""
 
 
 @router.get(
@@ -26,13 +23,10 @@ class UnknownPayment(Exception):
 )
 async def get_payment(order_id: UUID, session: SessionDep) -> PaymentOut:
     """An order's payment: status, amount, and when it was charged or refunded."""
-    row = await views.payment(session, order_id)
-    if row is None:
-        raise UnknownPayment(f"no payment for order {order_id}")
-    return PaymentOut.model_validate(row)
+    return PaymentOut.model_validate(await queries.get_payment(session, order_id), from_attributes=True)
 
 
-REFUSALS = {UnknownPayment: Refusal(404, "payment-not-found")}
+REFUSALS: dict[type[Exception], Refusal] = {PaymentNotFound: Refusal(404, "payment-not-found")}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

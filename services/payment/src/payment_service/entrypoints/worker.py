@@ -17,7 +17,8 @@ from shared.events.topics import INVENTORY_EVENTS, ORDER_EVENTS
 from shared.runtime import BackgroundLoop, run_worker, worker_main
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from payment_service.bootstrap import build_gateway, build_handlers
+from payment_service.adapters.gateway import build_gateway
+from payment_service.service_layer.handlers import build_handlers
 from payment_service.settings import Settings
 
 from .executor import GatewayExecutor

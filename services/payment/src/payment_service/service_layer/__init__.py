@@ -1,1 +1,2 @@
-"""Use cases: one function per event, each one unit of work inside the worker's transaction."""
+"""Use cases: the event handlers (each on the worker's unit of work, inside its transaction), the
+executor's gateway calls, and the API's reads."""

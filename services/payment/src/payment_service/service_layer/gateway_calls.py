@@ -24,6 +24,7 @@ from shared.db import driver_connection
 from shared.events import Envelope, Event
 from shared.events.base import utc_now
 from shared.logging import get_logger
+from shared.metrics import GATEWAY_CALLS
 from shared.outbox.writer import add_to_outbox
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -38,7 +39,6 @@ from payment_service.domain import (
     RefundResult,
     retry_delay,
 )
-from payment_service.metrics import GATEWAY_CALLS
 from payment_service.settings import Settings
 
 log = get_logger(__name__)

@@ -1,77 +1,42 @@
-"""The payment service's use cases, one per event it reacts to, and the unit of work they share.
+"""The payment service's use cases, one per event it reacts to, and the worker's table of them
+(`build_handlers`, at the end).
 
 The worker runs a batch of events (many orders, the same order possibly more than once, any mix of
-event types) in one transaction, after the dedup rows: `open_batch` creates the payments that do
-not exist yet and locks every payment the batch touches, in two statements; each handler records
-its fact on the in-memory Payment (the next event of the same order sees the change) and, when
-that makes a charge or a refund due, the intent (status CHARGING or REFUNDING, with its
-idempotency key); `flush` writes the changed payments back in one statement. A handler that raises
-rolls the whole batch back (the worker then redoes it one event at a time), so a failed batch's
-in-memory state is simply dropped.
+event types) in one transaction, on the unit of work `open_batch` opened (`unit_of_work.py`): each
+handler records its fact on the in-memory Payment and, when that makes a charge or a refund due,
+the intent (status CHARGING or REFUNDING, with its idempotency key). A handler that raises rolls
+the whole batch back.
 
 No handler calls the gateway: the executor does, outside any transaction
 (`service_layer/gateway_calls.py`), so a slow or hanging gateway never holds a row lock or a
 partition, and a charge is never made before the decision to make it is committed.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TypeVar
+from functools import partial
 from uuid import UUID
 
-from shared.consumer import SessionBatch
+from shared.consumer import Consumption, Handler, payload
 from shared.consumer.retry import NonRetryableError
-from shared.db import DriverConnection, driver_connection
-from shared.events import Envelope, Event, OrderCancelled, OrderCreated, OrderRejected, StockReserved
+from shared.events import Envelope, OrderCancelled, OrderCreated, OrderRejected, StockReserved
 from shared.events.base import utc_now
 from shared.logging import get_logger
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from payment_service.adapters import repository
-from payment_service.adapters.repository import LockedPayments
 from payment_service.domain import ConflictingFact, Payment, PaymentStatus
+
+from .unit_of_work import PaymentBatch, Wake, open_batch
 
 log = get_logger(__name__)
 
-E = TypeVar("E", bound=Event)
 Clock = Callable[[], datetime]
-Wake = Callable[[], None]
-
-
-class PaymentBatch(SessionBatch):
-    """The worker's unit of work: the payments of the batch's orders, locked, and the changed ones
-    written back at `flush`."""
-
-    def __init__(self, session: AsyncSession, connection: DriverConnection, payments: LockedPayments) -> None:
-        super().__init__(session)
-        self.connection = connection  # the session's own, in its transaction
-        self.payments = payments
-        self._waking: set[Wake] = set()
-
-    def wake_on_commit(self, wake: Wake) -> None:
-        """Call `wake` once the batch committed; once, however many intents the batch recorded."""
-        if wake not in self._waking:
-            self._waking.add(wake)
-            self.on_commit(wake)
-
-    async def flush(self) -> None:
-        await repository.save_payments(self.connection, self.payments.changed())
-        await super().flush()
-
-
-async def open_batch(session: AsyncSession, envelopes: Sequence[Envelope]) -> PaymentBatch:
-    """Every payment the events touch, created if missing, locked in ascending order id."""
-    order_ids = {order_id for envelope in envelopes if (order_id := getattr(envelope.event, "order_id", None))}
-    connection = await driver_connection(session)
-    await repository.create_missing_payments(connection, order_ids)
-    return PaymentBatch(session, connection, await repository.lock_payments(connection, order_ids))
 
 
 async def record_order(
     batch: PaymentBatch, envelope: Envelope, *, gateway: str, on_intent: Wake, clock: Clock = utc_now
 ) -> None:
     """OrderCreated: how the customer pays. Decides the charge if the amount is already known."""
-    order = _payload(envelope, OrderCreated)
+    order = payload(envelope, OrderCreated)
     _handle(batch, order.order_id, lambda p: p.record_order(order.payment_token), gateway, on_intent, clock)
 
 
@@ -80,7 +45,7 @@ async def record_reservation(
 ) -> None:
     """StockReserved: how much to charge. Decides the charge if the token is known and the order
     was not cancelled."""
-    reserved = _payload(envelope, StockReserved)
+    reserved = payload(envelope, StockReserved)
     _handle(
         batch,
         reserved.order_id,
@@ -97,7 +62,7 @@ async def cancel_payment(
     """OrderCancelled: void the payment so it is never charged, or decide the refund of a charge
     (at once if charged, on the gateway's answer if the charge is in flight). OrderRejected
     (inventory could not reserve) ends the order the same way."""
-    ended = _payload(envelope, OrderCancelled, OrderRejected)
+    ended = payload(envelope, OrderCancelled, OrderRejected)
     _handle(batch, ended.order_id, lambda p: p.cancel(clock()), gateway, on_intent, clock)
 
 
@@ -127,8 +92,20 @@ def _handle(
     log.debug("payment updated", status=payment.status.value)
 
 
-def _payload(envelope: Envelope, *expected: type[E]) -> E:
-    if not isinstance(envelope.event, expected):
-        names = " or ".join(cls.event_type for cls in expected)
-        raise NonRetryableError(f"expected {names}, got {envelope.event_type}")
-    return envelope.event
+def build_handlers(gateway_name: str, on_intent: Wake = lambda: None) -> Consumption:
+    """The worker's handler per event type, and its unit of work. `gateway_name` is recorded with
+    each charge intent; `on_intent` is called after the commit of every transaction that recorded
+    one (it wakes the executor)."""
+
+    def bind(handler: Callable[..., Awaitable[None]]) -> Handler:
+        return partial(handler, gateway=gateway_name, on_intent=on_intent)
+
+    return Consumption(
+        handlers={
+            OrderCreated.event_type: bind(record_order),
+            StockReserved.event_type: bind(record_reservation),
+            OrderCancelled.event_type: bind(cancel_payment),
+            OrderRejected.event_type: bind(cancel_payment),
+        },
+        open_batch=open_batch,
+    )
