@@ -261,6 +261,12 @@ def test_the_retry_delay_doubles_from_its_base_up_to_its_cap():
     assert [d.total_seconds() for d in delays] == [1, 2, 4, 8, 15, 15]
 
 
+@pytest.mark.parametrize("attempts", [48, 100, 10_000])
+def test_the_retry_delay_stays_at_its_cap_however_long_the_gateway_fails(attempts):
+    # 48 failed calls are about 12 minutes of a gateway outage; the doubling must not outgrow a timedelta.
+    assert retry_delay(attempts, base=timedelta(seconds=1), cap=timedelta(seconds=15)) == timedelta(seconds=15)
+
+
 def test_nothing_can_be_claimed_or_failed_without_an_open_intent():
     payment = ready_to_charge()
 

@@ -238,8 +238,15 @@ class Payment:
 
 
 def retry_delay(attempts: int, *, base: timedelta, cap: timedelta) -> timedelta:
-    """How long an intent waits after its `attempts`-th failed call: base, doubling, capped."""
-    return min(cap, base * 2 ** max(0, attempts - 1))
+    """How long an intent waits after its `attempts`-th failed call: base, doubling, capped. Doubled
+    step by step up to the cap, never as `base * 2 ** n`: after the 48th failed call (a 12-minute
+    outage at 1 s doubling to 15 s) that product no longer fits a timedelta (OverflowError)."""
+    delay = base
+    for _ in range(attempts - 1):
+        if delay >= cap:
+            break
+        delay *= 2
+    return min(cap, delay)
 
 
 def _same_or_first(known: T | None, given: T, what: str, payment: Payment) -> T:
