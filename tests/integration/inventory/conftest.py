@@ -7,16 +7,17 @@ and looks only at its own rows.
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any
 
 import httpx
 import pytest
 from aiokafka.structs import ConsumerRecord
-from inventory_service import views
+from inventory_service.domain import CatalogEntry
 from inventory_service.entrypoints.api import create_app
-from inventory_service.entrypoints.worker import build_handlers
+from inventory_service.service_layer import queries
 from inventory_service.service_layer.commands import PutProduct
-from inventory_service.service_layer.handlers import put_product
+from inventory_service.service_layer.errors import UnknownReservation
+from inventory_service.service_layer.handlers import build_handlers, put_product
+from inventory_service.service_layer.queries import ReservationView
 from inventory_service.settings import Settings
 from shared.consumer.transaction import Applied, BatchFailed, apply_batch, decode_batch
 from shared.events import Envelope, Event, OrderCreated, OrderLine
@@ -42,17 +43,6 @@ def sessions(settings: Settings, service_sessions) -> async_sessionmaker[AsyncSe
     return service_sessions(settings)
 
 
-@pytest.fixture
-def in_transaction(sessions) -> Callable[..., Awaitable[Any]]:
-    """`await in_transaction(command_handler, *args)`: one unit of work, committed, as an API route runs it."""
-
-    async def run(handler: Callable[..., Awaitable[Any]], *args: Any) -> Any:
-        async with sessions() as session, session.begin():
-            return await handler(session, *args)
-
-    return run
-
-
 def as_records(envelopes: tuple[Envelope, ...] | list[Envelope]) -> list[ConsumerRecord]:
     """The envelopes as a worker receives them from one partition."""
     records = []
@@ -73,7 +63,7 @@ def handle(sessions) -> Callable[..., Awaitable[list[Applied]]]:
     them: one committed transaction (claim the events, open the batch, each event's handler in
     order, flush, commit). One envelope is the worker's one-at-a-time path. A failure raises what
     the handler (or the flush) raised."""
-    consumption = build_handlers(sessions)
+    consumption = build_handlers()
     consumer = f"it-inventory-{uuid.uuid4().hex[:8]}"
 
     async def run(*envelopes: Envelope) -> list[Applied]:
@@ -111,12 +101,15 @@ def new_sku() -> Callable[[str], str]:
 
 
 @pytest.fixture
-def add_product(in_transaction) -> Callable[..., Awaitable[None]]:
+def add_product(sessions) -> Callable[..., Awaitable[None]]:
+    """`await add_product(sku, available=n, ...)`: the entry put as the API puts it (its own transaction)."""
+
     async def add(
         sku: str, *, available: int, unit_price: int = 1000, currency: str = "EUR", reorder_level: int = 0
     ) -> None:
-        command = PutProduct(sku, f"Product {sku}", unit_price, currency, available, reorder_level)
-        await in_transaction(put_product, command)
+        entry = CatalogEntry(f"Product {sku}", unit_price, currency, available, reorder_level)
+        async with sessions() as session:
+            await put_product(session, PutProduct(sku, entry))
 
     return add
 
@@ -154,20 +147,22 @@ def stock(sessions) -> Callable[[str], Awaitable[tuple[int, int, int]]]:
 
     async def read(sku: str) -> tuple[int, int, int]:
         async with sessions() as session:
-            row = await views.product(session, sku)
-        assert row is not None, f"no product {sku}"
-        return row["available"], row["reserved"], row["sold"]
+            product = await queries.get_product(session, sku)
+        return product.available, product.reserved, product.sold
 
     return read
 
 
 @pytest.fixture
-def reservation(sessions) -> Callable[[uuid.UUID], Awaitable[dict[str, Any] | None]]:
-    """`await reservation(order_id)`: the reservation row, or None."""
+def reservation(sessions) -> Callable[[uuid.UUID], Awaitable[ReservationView | None]]:
+    """`await reservation(order_id)`: the reservation as the API reads it, or None."""
 
-    async def read(order_id: uuid.UUID) -> dict[str, Any] | None:
+    async def read(order_id: uuid.UUID) -> ReservationView | None:
         async with sessions() as session:
-            return await views.reservation(session, order_id)
+            try:
+                return await queries.get_reservation(session, order_id)
+            except UnknownReservation:
+                return None
 
     return read
 

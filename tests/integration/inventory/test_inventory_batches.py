@@ -10,7 +10,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from inventory_service.service_layer.handlers import open_batch, release_stock, reserve_stock
+from inventory_service.service_layer.handlers import release_stock, reserve_stock
+from inventory_service.service_layer.unit_of_work import open_batch
+from pydantic_core import to_jsonable_python
 from shared.consumer.retry import is_concurrency_conflict
 from shared.consumer.transaction import BatchFailed, BatchOpener, Handler, apply_batch, decode_batch, open_session_batch
 from shared.events import Envelope, OrderCancelled, PaymentProcessed
@@ -79,7 +81,7 @@ class Scenario:
 
     def symbolic(self, value: Any) -> Any:
         """`value` with this world's ids replaced by their symbols, comparable with another world's."""
-        text = json.dumps(value, default=str, sort_keys=True)
+        text = json.dumps(value, default=to_jsonable_python, sort_keys=True)
         for symbol, name in [*self.names.items(), *((symbol, eid) for eid, symbol in self.steps.items())]:
             text = text.replace(name, symbol)
         return json.loads(text)
@@ -89,7 +91,7 @@ class Scenario:
         for symbol, order_id in self.orders.items():
             row = await reservation(order_id)
             reservations[symbol] = row and {
-                k: row[k] for k in ("status", "currency", "total_amount", "lines", "failures")
+                k: getattr(row, k) for k in ("status", "currency", "total_amount", "items", "failures")
             }
         outboxes = {}
         for symbol, key in [*self.skus.items(), *self.orders.items()]:
@@ -289,4 +291,4 @@ async def test_two_transactions_that_both_create_an_orders_reservation_commit_on
     assert await stock(sku) == (5, 0, 0)
     await handle(late)  # the worker's one-at-a-time retry
     assert await stock(sku) == (5, 0, 0)
-    assert (await reservation(order_id))["status"] == "RELEASED"
+    assert (await reservation(order_id)).status == "RELEASED"

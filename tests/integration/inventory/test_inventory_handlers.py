@@ -46,12 +46,12 @@ async def test_an_order_holds_every_line_at_catalog_prices_and_answers_stock_res
     assert await stock(mug) == (8, 2, 0)
     assert await stock(tee) == (0, 3, 0)
     held = await reservation(order_id)
-    assert held["status"] == "RESERVED"
-    assert held["total_amount"] == 2 * 1250 + 3 * 1999 and held["currency"] == "EUR"
-    assert held["lines"] == [
-        {"sku": mug, "quantity": 2, "unit_price": 1250},
-        {"sku": tee, "quantity": 3, "unit_price": 1999},
-    ]
+    assert held.status == "RESERVED"
+    assert held.total_amount == 2 * 1250 + 3 * 1999 and held.currency == "EUR"
+    assert held.items == (
+        PricedLine(sku=mug, quantity=2, unit_price=1250),
+        PricedLine(sku=tee, quantity=3, unit_price=1999),
+    )
     (answer,) = await outbox_events(str(order_id))
     assert answer.event == StockReserved(
         order_id=order_id,
@@ -78,8 +78,8 @@ async def test_an_order_short_of_one_line_holds_nothing_and_names_every_failing_
     assert await stock(plenty) == (10, 0, 0)
     assert await stock(scarce) == (1, 0, 0)
     failed = await reservation(order_id)
-    assert failed["status"] == "FAILED"
-    assert failed["lines"] == [] and failed["total_amount"] is None and failed["currency"] is None
+    assert failed.status == "FAILED"
+    assert failed.items == () and failed.total_amount is None and failed.currency is None
     (answer,) = await outbox_events(str(order_id))
     assert answer.event == StockReservationFailed(
         order_id=order_id,
@@ -117,7 +117,7 @@ async def test_a_failed_order_told_again_after_a_restock_stays_failed(
 
     await handle(order_created({sku: 2}, order_id=first.event.order_id))
 
-    assert (await reservation(first.event.order_id))["status"] == "FAILED"
+    assert (await reservation(first.event.order_id)).status == "FAILED"
     assert await stock(sku) == (10, 0, 0)
 
 
@@ -132,7 +132,7 @@ async def test_concurrent_orders_for_the_same_skus_never_oversell_and_never_dead
 
     await asyncio.gather(*(handle(order) for order in orders))
 
-    statuses = [(await reservation(order.event.order_id))["status"] for order in orders]
+    statuses = [(await reservation(order.event.order_id)).status for order in orders]
     assert statuses.count("RESERVED") == 7
     assert statuses.count("FAILED") == 13
     assert await stock(a) == (0, 7, 0)
@@ -163,12 +163,12 @@ async def test_concurrent_orders_cancellations_and_payments_keep_every_unit_acco
     sold_by_sku = dict.fromkeys(skus, 0)
     for i, order in enumerate(orders):
         held = await reservation(order.event.order_id)
-        if held["status"] == "SOLD":
+        if held.status == "SOLD":
             assert i % 3 == 1
-            for line in held["lines"]:
-                sold_by_sku[line["sku"]] += line["quantity"]
+            for line in held.items:
+                sold_by_sku[line.sku] += line.quantity
         else:
-            assert held["status"] in ("RELEASED", "FAILED")
+            assert held.status in ("RELEASED", "FAILED")
     for sku in skus:
         available, reserved, sold = await stock(sku)
         assert reserved == 0
@@ -188,7 +188,7 @@ async def test_a_payment_turns_the_held_units_into_sold_ones(
     await handle(incoming(paid(order_id, 2000)))
 
     assert await stock(sku) == (3, 0, 2)
-    assert (await reservation(order_id))["status"] == "SOLD"
+    assert (await reservation(order_id)).status == "SOLD"
     assert [e.event_type for e in await outbox_events(str(order_id))] == ["StockReserved"]
 
 
@@ -205,7 +205,7 @@ async def test_a_cancellation_releases_the_held_units_once(
     await handle(incoming(cancelled(order_id)))
 
     assert await stock(sku) == (5, 0, 0)
-    assert (await reservation(order_id))["status"] == "RELEASED"
+    assert (await reservation(order_id)).status == "RELEASED"
     reserved, released = await outbox_events(str(order_id))
     assert released.event == StockReleased(order_id=order_id, items=(OrderLine(sku=sku, quantity=2),))
     assert reserved.event_type == "StockReserved"
@@ -224,7 +224,7 @@ async def test_cancelling_a_paid_order_returns_its_sold_units(
     await handle(incoming(cancelled(order_id)))
 
     assert await stock(sku) == (5, 0, 0)
-    assert (await reservation(order_id))["status"] == "RELEASED"
+    assert (await reservation(order_id)).status == "RELEASED"
 
 
 async def test_a_payment_after_the_cancellation_sells_nothing(
@@ -240,7 +240,7 @@ async def test_a_payment_after_the_cancellation_sells_nothing(
     await handle(incoming(paid(order_id, 2000)))
 
     assert await stock(sku) == (5, 0, 0)
-    assert (await reservation(order_id))["status"] == "RELEASED"
+    assert (await reservation(order_id)).status == "RELEASED"
 
 
 async def test_cancelling_an_order_that_failed_or_that_inventory_never_saw_releases_nothing(
@@ -301,5 +301,5 @@ async def test_an_order_created_redriven_after_its_cancellation_reserves_nothing
     assert await stock(sku) == (5, 0, 0)
     tombstone = await reservation(order_id)
     assert tombstone is not None
-    assert (tombstone["status"], tombstone["lines"], tombstone["total_amount"]) == ("RELEASED", [], None)
+    assert (tombstone.status, tombstone.items, tombstone.total_amount) == ("RELEASED", (), None)
     assert await outbox_events(str(order_id)) == []

@@ -2,10 +2,14 @@ from uuid import uuid4
 
 import pytest
 from inventory_service.domain import (
+    MAX_STOCK,
+    CatalogEntry,
     InvalidProduct,
     Product,
     ReservationStatus,
     StockInvariantViolated,
+    StockLimitExceeded,
+    on_payment_processed,
     release,
     reserve,
     sell,
@@ -58,11 +62,35 @@ def test_a_restock_adds_to_the_available_stock_and_refuses_nothing_or_less():
             product.restock(quantity)
 
 
+def test_a_restock_beyond_the_stock_limit_is_refused_and_adds_nothing():
+    product = widget(available=MAX_STOCK - 5)
+
+    with pytest.raises(StockLimitExceeded, match="exceeds"):
+        product.restock(6)
+
+    assert product.available == MAX_STOCK - 5
+    product.restock(5)
+    assert product.available == MAX_STOCK
+
+
+def entry(**change) -> CatalogEntry:
+    fields = {"name": "Widget", "unit_price": 250, "currency": "EUR", "available": 5, "reorder_level": 0}
+    return CatalogEntry(**(fields | change))
+
+
+def test_a_new_product_is_listed_with_its_entry_and_nothing_reserved_or_sold():
+    product = Product.listed("WIDGET", entry(available=7, reorder_level=2))
+
+    assert (product.sku, product.name, product.unit_price, product.currency) == ("WIDGET", "Widget", 250, "EUR")
+    assert counters(product) == (7, 0, 0)
+    assert product.reorder_level == 2
+
+
 def test_replacing_a_catalog_entry_keeps_the_reserved_and_sold_units():
     product = Product("WIDGET", "Widget", 250, "EUR", available=5, reserved=3, sold=2, reorder_level=1)
 
     product.replace_catalog_entry(
-        name="Widget v2", unit_price=300, currency="USD", available=20, reorder_level=4
+        entry(name="Widget v2", unit_price=300, currency="USD", available=20, reorder_level=4)
     )
 
     assert (product.name, product.unit_price, product.currency) == ("Widget v2", 300, "USD")
@@ -82,11 +110,11 @@ def test_replacing_a_catalog_entry_keeps_the_reserved_and_sold_units():
     ],
 )
 def test_a_catalog_entry_that_makes_no_sense_is_refused(change):
-    entry = {"name": "Widget", "unit_price": 250, "currency": "EUR", "available": 5, "reorder_level": 0}
+    fields = {"name": "Widget", "unit_price": 250, "currency": "EUR", "available": 5, "reorder_level": 0}
     with pytest.raises(InvalidProduct):
-        Product("WIDGET", **(entry | change))
+        Product("WIDGET", **(fields | change))
     with pytest.raises(InvalidProduct):
-        widget().replace_catalog_entry(**(entry | change))
+        entry(**change)
 
 
 # -- reserving --------------------------------------------------------------------------------------
@@ -127,9 +155,7 @@ def test_one_line_short_of_stock_reserves_nothing_at_all():
     assert outcome.events == [
         StockReservationFailed(
             order_id=order_id,
-            failures=(
-                ReservationFailure(sku="GADGET", requested=3, available=2, reason="insufficient_stock"),
-            ),
+            failures=(ReservationFailure(sku="GADGET", requested=3, available=2, reason="insufficient_stock"),),
         )
     ]
     assert counters(products["WIDGET"]) == (10, 0, 0)
@@ -211,6 +237,31 @@ def test_a_product_back_above_its_reorder_level_alerts_again_when_it_falls_again
     again = reserve(uuid4(), lines(WIDGET=6), products)
 
     assert again.events[1:] == [LowStockAlert(sku="WIDGET", available=4, reorder_level=5)]
+
+
+def test_a_catalog_entry_that_takes_the_stock_below_its_reorder_level_alerts_once():
+    product = widget(available=10, reorder_level=3)
+
+    lowered = product.replace_catalog_entry(entry(available=2, reorder_level=3))
+    still_low = product.replace_catalog_entry(entry(available=1, reorder_level=3))
+
+    assert lowered == LowStockAlert(sku="WIDGET", available=2, reorder_level=3)
+    assert still_low is None
+
+
+def test_raising_the_reorder_level_above_the_stock_alerts():
+    product = widget(available=4, reorder_level=0)
+    assert product.replace_catalog_entry(entry(available=4, reorder_level=5)) == LowStockAlert(
+        sku="WIDGET", available=4, reorder_level=5
+    )
+
+
+def test_a_product_listed_below_its_reorder_level_alerts_as_it_is_listed():
+    low = Product.listed("WIDGET", entry(available=1, reorder_level=3))
+    stocked = Product.listed("GADGET", entry(available=3, reorder_level=3))
+
+    assert low.low_stock_alert(was_low=False) == LowStockAlert(sku="WIDGET", available=1, reorder_level=3)
+    assert stocked.low_stock_alert(was_low=False) is None
 
 
 def test_a_failed_reservation_raises_no_alert():
@@ -296,6 +347,21 @@ def test_a_failed_reservation_sells_nothing():
     products = catalog(widget(available=1))
     reservation = reserve(uuid4(), lines(WIDGET=4), products).reservation
     assert sell(reservation, products) is False
+
+
+def test_a_payment_sells_what_the_order_holds_and_nothing_once_it_was_released():
+    products = catalog(widget(available=10))
+    paid = reserve(uuid4(), lines(WIDGET=4), products).reservation
+    cancelled = reserve(uuid4(), lines(WIDGET=2), products).reservation
+    release(cancelled, products)
+
+    sold = on_payment_processed(paid, products)
+
+    assert sold is not None and sold.reservation is paid and sold.events == []
+    assert paid.status is ReservationStatus.SOLD
+    assert on_payment_processed(cancelled, products) is None
+    assert on_payment_processed(None, products) is None
+    assert counters(products["WIDGET"]) == (6, 0, 4)
 
 
 def test_stock_moves_never_drive_a_counter_below_zero():

@@ -4,14 +4,41 @@ Stock is split in three counters whose sum `on_hand` only changes by restocking 
 update: a reservation moves units from `available` to `reserved`, a sale from `reserved` to
 `sold`, a release back to `available`. Every move goes through one method that refuses to drive a
 counter below zero, so a bug cannot silently create or destroy stock.
+
+The low-stock rule is here once: a change that takes a product's available stock below its reorder
+level (listing it, replacing its entry, holding units for an order) returns the LowStockAlert.
 """
 
 import re
 from dataclasses import dataclass
+from typing import Literal
 
-from .errors import InvalidProduct, StockInvariantViolated
+from shared.events import LowStockAlert
+
+from .errors import InvalidProduct, StockInvariantViolated, StockLimitExceeded
+
+# Per counter: far beyond any real warehouse, well inside a Postgres integer. The HTTP API's
+# validation uses it too, so a request that would break it is refused before it reaches a rule.
+MAX_STOCK = 1_000_000_000
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
+
+Counter = Literal["available", "reserved", "sold"]
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """What the catalog says about a product (PUT /products/{sku}): the units held by orders or
+    sold are not the catalog's to set."""
+
+    name: str
+    unit_price: int  # minor units of `currency`
+    currency: str  # ISO 4217
+    available: int
+    reorder_level: int
+
+    def __post_init__(self) -> None:
+        _check_catalog_entry(self.name, self.unit_price, self.currency, self.available, self.reorder_level)
 
 
 @dataclass(eq=False)
@@ -37,31 +64,49 @@ class Product:
         """Every unit the warehouse is accountable for, whatever its state."""
         return self.available + self.reserved + self.sold
 
+    @classmethod
+    def listed(cls, sku: str, entry: CatalogEntry) -> "Product":
+        """A new product of the catalog: its entry, nothing reserved or sold yet."""
+        return cls(
+            sku, entry.name, entry.unit_price, entry.currency, entry.available, reorder_level=entry.reorder_level
+        )
+
     @property
     def is_low(self) -> bool:
         return self.available < self.reorder_level
 
+    def low_stock_alert(self, *, was_low: bool) -> LowStockAlert | None:
+        """The alert a change owes when it took the product below its reorder level (`was_low`: the
+        product was low before it; a new product was not). Only the crossing alerts, so a product
+        that stays low does not alert on every order; restocks and releases only add, and never do."""
+        if not self.is_low or was_low:
+            return None
+        return LowStockAlert(sku=self.sku, available=self.available, reorder_level=self.reorder_level)
+
     def restock(self, quantity: int) -> None:
         if quantity < 1:
             raise InvalidProduct(f"{self.sku}: a restock adds at least one unit, got {quantity}")
+        if self.available + quantity > MAX_STOCK:
+            raise StockLimitExceeded(f"{self.sku}: {self.available} available plus {quantity} exceeds {MAX_STOCK}")
         self.available += quantity
 
-    def replace_catalog_entry(
-        self, *, name: str, unit_price: int, currency: str, available: int, reorder_level: int
-    ) -> None:
+    def replace_catalog_entry(self, entry: CatalogEntry) -> LowStockAlert | None:
         """PUT semantics: the catalog fields are replaced; units held by open reservations and
         units sold are not the catalog's to change, so they are kept."""
-        _check_catalog_entry(name, unit_price, currency, available, reorder_level)
-        self.name = name
-        self.unit_price = unit_price
-        self.currency = currency
-        self.available = available
-        self.reorder_level = reorder_level
+        was_low = self.is_low
+        self.name = entry.name
+        self.unit_price = entry.unit_price
+        self.currency = entry.currency
+        self.available = entry.available
+        self.reorder_level = entry.reorder_level
+        return self.low_stock_alert(was_low=was_low)
 
     # -- stock moves, used by reservations --------------------------------------------------------
 
-    def hold(self, quantity: int) -> None:
+    def hold(self, quantity: int) -> LowStockAlert | None:
+        was_low = self.is_low
         self._move(quantity, "available", "reserved")
+        return self.low_stock_alert(was_low=was_low)
 
     def unhold(self, quantity: int) -> None:
         self._move(quantity, "reserved", "available")
@@ -72,7 +117,7 @@ class Product:
     def take_back_sold(self, quantity: int) -> None:
         self._move(quantity, "sold", "available")
 
-    def _move(self, quantity: int, source: str, target: str) -> None:
+    def _move(self, quantity: int, source: Counter, target: Counter) -> None:
         if quantity < 1:
             raise StockInvariantViolated(f"{self.sku}: cannot move {quantity} units")
         if getattr(self, source) < quantity:

@@ -11,7 +11,7 @@ arrives after its OrderCancelled: then the cancellation leaves a tombstone, a RE
 that holds nothing, and the late creation finds it and reserves nothing.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
@@ -19,7 +19,6 @@ from uuid import UUID
 
 from shared.events import (
     Event,
-    LowStockAlert,
     OrderLine,
     PricedLine,
     ReservationFailure,
@@ -79,16 +78,7 @@ def reserve(order_id: UUID, lines: Sequence[OrderLine], products: Mapping[str, P
         for sku, quantity in requested.items()
     )
     currency = products[priced[0].sku].currency
-    alerts: list[Event] = []
-    for line in priced:
-        product = products[line.sku]
-        was_low = product.is_low
-        product.hold(line.quantity)
-        # Alert on the crossing only, so a product that stays low does not alert on every order.
-        if product.is_low and not was_low:
-            alerts.append(
-                LowStockAlert(sku=product.sku, available=product.available, reorder_level=product.reorder_level)
-            )
+    alerts = [alert for line in priced if (alert := products[line.sku].hold(line.quantity))]
     reservation = Reservation(order_id=order_id, lines=priced, currency=currency, status=ReservationStatus.RESERVED)
     reserved = StockReserved(order_id=order_id, items=priced, total_amount=reservation.total_amount, currency=currency)
     return ReservationOutcome(reservation, [reserved, *alerts])
@@ -121,18 +111,23 @@ def on_order_cancelled(
     return ReservationOutcome(existing, events) if events else None
 
 
+def on_payment_processed(existing: Reservation | None, products: Mapping[str, Product]) -> ReservationOutcome | None:
+    """Sell what the order holds (no event: the order service learns of the payment from payment).
+    None when nothing is held: the order has no reservation, or it ended before the payment came."""
+    if existing is None or not sell(existing, products):
+        return None
+    return ReservationOutcome(existing)
+
+
 def release(reservation: Reservation, products: Mapping[str, Product]) -> list[Event]:
     """The order was cancelled: what it holds, reserved or already sold, is available again.
     A reservation that holds nothing (released before, or failed) releases nothing."""
     if reservation.status is ReservationStatus.RESERVED:
-        for line in reservation.lines:
-            _product(products, line.sku, reservation).unhold(line.quantity)
+        _move_lines(reservation, products, Product.unhold, ReservationStatus.RELEASED)
     elif reservation.status is ReservationStatus.SOLD:
-        for line in reservation.lines:
-            _product(products, line.sku, reservation).take_back_sold(line.quantity)
+        _move_lines(reservation, products, Product.take_back_sold, ReservationStatus.RELEASED)
     else:
         return []
-    reservation.status = ReservationStatus.RELEASED
     items = tuple(OrderLine(sku=line.sku, quantity=line.quantity) for line in reservation.lines)
     return [StockReleased(order_id=reservation.order_id, items=items)]
 
@@ -143,10 +138,21 @@ def sell(reservation: Reservation, products: Mapping[str, Product]) -> bool:
     service refunds it."""
     if reservation.status is not ReservationStatus.RESERVED:
         return False
-    for line in reservation.lines:
-        _product(products, line.sku, reservation).sell_held(line.quantity)
-    reservation.status = ReservationStatus.SOLD
+    _move_lines(reservation, products, Product.sell_held, ReservationStatus.SOLD)
     return True
+
+
+def _move_lines(
+    reservation: Reservation,
+    products: Mapping[str, Product],
+    move: Callable[[Product, int], None],
+    status: ReservationStatus,
+) -> None:
+    """The steps a release and a sale share: every line's units moved between two counters of its
+    product, then the reservation in its new status."""
+    for line in reservation.lines:
+        move(_product(products, line.sku, reservation), line.quantity)
+    reservation.status = status
 
 
 def _tombstone(order_id: UUID) -> Reservation:

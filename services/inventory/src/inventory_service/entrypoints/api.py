@@ -1,6 +1,6 @@
 """The inventory's HTTP API: the catalog and the reservations. Routes translate HTTP into a command or
-a query; the service layer does the work inside the transaction the route opens. Refusals are RFC 9457
-problems (shared.problems), mapped from the service's exceptions in one table."""
+a query and call the service layer, which owns the transaction; refusals are RFC 9457 problems
+(shared.problems), mapped from the service's exceptions in one table."""
 
 from typing import Annotated
 from uuid import UUID
@@ -10,10 +10,9 @@ from shared.events.base import Sku
 from shared.http import SessionDep, create_service_app, serve
 from shared.problems import Refusal, problem_responses
 
-from inventory_service import views
-from inventory_service.domain import InvalidProduct
-from inventory_service.service_layer import handlers
-from inventory_service.service_layer.commands import PutProduct, Restock
+from inventory_service.domain import InvalidProduct, StockLimitExceeded
+from inventory_service.service_layer import handlers, queries
+from inventory_service.service_layer.errors import UnknownProduct, UnknownReservation
 from inventory_service.settings import Settings
 
 from .schemas import ProductIn, ProductOut, ReservationOut, RestockIn
@@ -23,10 +22,6 @@ SkuPath = Annotated[
 ]
 
 router = APIRouter()
-
-
-class UnknownReservation(Exception):
-    """Inventory has not seen the order (yet): its OrderCreated may still be on its way."""
 
 
 @router.put(
@@ -41,11 +36,9 @@ class UnknownReservation(Exception):
 )
 async def put_product(sku: SkuPath, body: ProductIn, session: SessionDep, response: Response) -> ProductOut:
     """Create or replace a catalog entry; units reserved or sold are kept."""
-    async with session.begin():
-        created = await handlers.put_product(session, PutProduct(sku=sku, **body.model_dump()))
-        row = await views.product(session, sku)
-    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-    return ProductOut.model_validate(row)
+    put = await handlers.put_product(session, body.to_command(sku))
+    response.status_code = status.HTTP_201_CREATED if put.created else status.HTTP_200_OK
+    return ProductOut.of(put.product)
 
 
 @router.post(
@@ -56,10 +49,7 @@ async def put_product(sku: SkuPath, body: ProductIn, session: SessionDep, respon
 )
 async def restock(sku: SkuPath, body: RestockIn, session: SessionDep) -> ProductOut:
     """Add units to a product's available stock."""
-    async with session.begin():
-        await handlers.restock(session, Restock(sku=sku, quantity=body.quantity))
-        row = await views.product(session, sku)
-    return ProductOut.model_validate(row)
+    return ProductOut.of(await handlers.restock(session, body.to_command(sku)))
 
 
 @router.get(
@@ -67,10 +57,7 @@ async def restock(sku: SkuPath, body: RestockIn, session: SessionDep) -> Product
 )
 async def get_product(sku: SkuPath, session: SessionDep) -> ProductOut:
     """A catalog entry with its available, reserved and sold units."""
-    row = await views.product(session, sku)
-    if row is None:
-        raise handlers.UnknownProduct(sku)
-    return ProductOut.model_validate(row)
+    return ProductOut.of(await queries.get_product(session, sku))
 
 
 @router.get(
@@ -81,17 +68,14 @@ async def get_product(sku: SkuPath, session: SessionDep) -> ProductOut:
 )
 async def get_reservation(order_id: UUID, session: SessionDep) -> ReservationOut:
     """What inventory holds for an order, and whether it was reserved, sold, released or failed."""
-    row = await views.reservation(session, order_id)
-    if row is None:
-        raise UnknownReservation(f"no reservation for order {order_id}")
-    return ReservationOut.model_validate({**row, "items": row["lines"]})
+    return ReservationOut.of(await queries.get_reservation(session, order_id))
 
 
 REFUSALS = {
-    handlers.UnknownProduct: Refusal(404, "product-not-found", lambda exc: f"no product with SKU {exc}"),
+    UnknownProduct: Refusal(404, "product-not-found"),
     UnknownReservation: Refusal(404, "reservation-not-found"),
     InvalidProduct: Refusal(422, "invalid-product"),
-    handlers.StockLimitExceeded: Refusal(422, "stock-limit-exceeded"),
+    StockLimitExceeded: Refusal(422, "stock-limit-exceeded"),
 }
 
 

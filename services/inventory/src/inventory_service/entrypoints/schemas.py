@@ -8,7 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.api_types import JsonInt, NonBlankText
 from shared.events.base import Currency
 
-from inventory_service.service_layer.handlers import MAX_STOCK
+from inventory_service.domain import MAX_STOCK, CatalogEntry
+from inventory_service.service_layer.commands import PutProduct, Restock
+from inventory_service.service_layer.queries import ProductView, ReservationView
 
 MAX_UNIT_PRICE = 10**12  # minor units: a ten-billion price tag is a typo, not a product
 
@@ -25,11 +27,17 @@ class ProductIn(BaseModel):
     available: Annotated[StockCount, Field(description="Units on sale, not held by any order")]
     reorder_level: Annotated[StockCount, Field(description="A LowStockAlert fires when available falls below")]
 
+    def to_command(self, sku: str) -> PutProduct:
+        return PutProduct(sku, CatalogEntry(**self.model_dump()))
+
 
 class RestockIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     quantity: Annotated[JsonInt, Field(ge=1, le=MAX_STOCK, description="Units added to available")]
+
+    def to_command(self, sku: str) -> Restock:
+        return Restock(sku, self.quantity)
 
 
 class ProductOut(BaseModel):
@@ -42,6 +50,10 @@ class ProductOut(BaseModel):
     sold: int = Field(description="Units of paid orders")
     reorder_level: int
     updated_at: datetime
+
+    @classmethod
+    def of(cls, product: ProductView) -> "ProductOut":
+        return cls.model_validate(product, from_attributes=True)
 
 
 class ReservedItem(BaseModel):
@@ -66,3 +78,7 @@ class ReservationOut(BaseModel):
     failures: list[Failure] = Field(description="Why the reservation failed; empty otherwise")
     created_at: datetime
     updated_at: datetime
+
+    @classmethod
+    def of(cls, reservation: ReservationView) -> "ReservationOut":
+        return cls.model_validate(reservation, from_attributes=True)

@@ -1,1 +1,1 @@
-"""Use cases: one function per command or event, each one unit of work inside the caller's transaction."""
+"""Use cases: one function per command (its own transaction) or event (inside the worker's)."""

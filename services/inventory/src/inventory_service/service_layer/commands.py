@@ -2,17 +2,15 @@
 
 from dataclasses import dataclass
 
+from inventory_service.domain import CatalogEntry
+
 
 @dataclass(frozen=True)
 class PutProduct:
     """Create or replace a catalog entry; reserved and sold units are kept."""
 
     sku: str
-    name: str
-    unit_price: int
-    currency: str
-    available: int
-    reorder_level: int
+    entry: CatalogEntry
 
 
 @dataclass(frozen=True)

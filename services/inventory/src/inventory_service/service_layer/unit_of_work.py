@@ -1,5 +1,5 @@
 """The worker's unit of work: the reservations and products one transaction's events touch, loaded
-and locked up front (`handlers.open_batch`), changed in memory by the handlers through the domain's
+and locked up front (`open_batch`, at the end), changed in memory by the handlers through the domain's
 rules, and written back at flush, each kind in one statement however many events the batch holds.
 
 The handlers of one batch share this state, so an event sees what the events before it changed
@@ -15,11 +15,12 @@ there cannot close a cycle: a transaction holds no new row before its flush, and
 all its other locks already and inserts in order id order.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from uuid import UUID
 
 from shared.consumer import SessionBatch
-from shared.db import DriverConnection
+from shared.db import DriverConnection, driver_connection
+from shared.events import Envelope, OrderCancelled, OrderCreated, PaymentProcessed
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inventory_service.adapters import repository
@@ -81,3 +82,20 @@ class InventoryBatch(SessionBatch):
         await repository.save_products(self._connection, self._changed_products.values())
         self._new, self._changed, self._changed_products = {}, {}, {}
         await super().flush()  # the outbox rows the handlers emitted
+
+
+async def open_batch(session: AsyncSession, envelopes: Sequence[Envelope]) -> InventoryBatch:
+    """The worker's unit of work for these events: every reservation and product their handlers
+    will touch, loaded and locked in two statements, in the common order (reservations by order id,
+    then products by SKU), so two batches never wait on each other in a cycle. The products are
+    those the orders ask for and those the existing reservations hold (which a cancellation or a
+    payment moves); a reservation a batch creates holds only SKUs its OrderCreated asked for."""
+    order_ids = {
+        e.event.order_id for e in envelopes if isinstance(e.event, OrderCreated | OrderCancelled | PaymentProcessed)
+    }
+    connection = await driver_connection(session)
+    held = await repository.lock_reservations(connection, order_ids)
+    skus = {line.sku for reservation in held for line in reservation.lines}
+    skus.update(line.sku for e in envelopes if isinstance(e.event, OrderCreated) for line in e.event.items)
+    products = await repository.lock_products(connection, skus)
+    return InventoryBatch(session, connection, held, products, order_ids=order_ids, skus=skus)
