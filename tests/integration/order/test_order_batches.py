@@ -28,9 +28,7 @@ PAYMENT_ID = uuid.UUID("00000000-0000-4000-8000-000000000001")
 
 def reserved(order_id: uuid.UUID) -> Envelope:
     line = PricedLine(sku="SKU-1", quantity=2, unit_price=700)
-    return Envelope.new(
-        StockReserved(order_id=order_id, items=(line,), total_amount=1400, currency="EUR")
-    )
+    return Envelope.new(StockReserved(order_id=order_id, items=(line,), total_amount=1400, currency="EUR"))
 
 
 def out_of_stock(order_id: uuid.UUID) -> Envelope:

@@ -16,7 +16,7 @@ import pytest
 from order_service.adapters import order_topic, projection
 from order_service.adapters.tables import order_events, orders
 from order_service.domain import OrderStatus
-from order_service.service_layer import handlers
+from order_service.service_layer import handlers, unit_of_work
 from order_service.service_layer.commands import CancelOrder, Line, PlaceOrder
 from order_service.service_layer.rebuild import TopicHistories, fold, rebuild_from_store, rebuild_from_topic
 from shared.db import asyncpg_dsn, create_engine
@@ -61,7 +61,7 @@ async def reserve(sessions, order_id: uuid.UUID) -> None:
     event = StockReserved(order_id=order_id, items=lines, total_amount=1000, currency="EUR")
     envelope = Envelope.new(event)
     async with sessions() as session, session.begin():
-        batch = await handlers.open_batch(session, [envelope])
+        batch = await unit_of_work.open_batch(session, [envelope])
         await handlers.on_stock_reserved(batch, envelope)
         await batch.flush()
 

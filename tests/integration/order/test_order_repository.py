@@ -7,12 +7,12 @@ from datetime import timedelta
 
 import pytest
 from order_service.adapters import event_store, projection
-from order_service.adapters.event_store import ConcurrencyConflict, StoredEvent
-from order_service.adapters.repository import OrderBatch, lock_orders
-from order_service.domain import Order, OrderNotCancellable, OrderStatus
+from order_service.adapters.event_store import StoredEvent
+from order_service.domain import ConcurrencyConflict, Order, OrderNotCancellable, OrderStatus
 from order_service.service_layer import handlers, queries
 from order_service.service_layer.commands import CancelOrder, Line, PlaceOrder
 from order_service.service_layer.errors import IdempotencyKeyReused, OrderNotFound
+from order_service.service_layer.unit_of_work import OrderBatch, lock_orders
 from shared.events import (
     Envelope,
     PaymentFailed,
@@ -39,9 +39,7 @@ def reserved(order_id: uuid.UUID, unit_price: int = 1000, quantity: int = 2) -> 
 
 
 def paid(order_id: uuid.UUID, amount: int = 2000) -> Envelope:
-    return Envelope.new(
-        PaymentProcessed(order_id=order_id, payment_id=uuid.uuid4(), amount=amount, currency="EUR")
-    )
+    return Envelope.new(PaymentProcessed(order_id=order_id, payment_id=uuid.uuid4(), amount=amount, currency="EUR"))
 
 
 async def stored(sessions, order_id: uuid.UUID) -> list[StoredEvent]:

@@ -12,11 +12,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from order_service.adapters import event_store, projection
-from order_service.adapters.repository import lock_orders
 from order_service.adapters.tables import order_events
 from order_service.domain import OrderStatus
 from order_service.entrypoints.worker import saga_deadline_sweep
 from order_service.service_layer import handlers
+from order_service.service_layer.unit_of_work import lock_orders
 from prometheus_client import REGISTRY
 from shared.events import Envelope, OrderCancelled, PaymentProcessed, PricedLine, StockReserved
 from sqlalchemy import delete

@@ -3,8 +3,9 @@ from datetime import UTC, datetime, timedelta, timezone
 from uuid import uuid4
 
 import pytest
+from order_service.adapters.cursor import UnreadableCursor, decode_cursor, encode_cursor
 from order_service.adapters.projection import Keyset
-from order_service.service_layer.cursor import decode_cursor, encode_cursor
+from order_service.service_layer import queries
 from order_service.service_layer.errors import InvalidCursor
 
 
@@ -36,6 +37,11 @@ def test_a_cursor_is_url_safe_text():
         "é",
     ],
 )
-def test_anything_else_is_an_invalid_cursor(cursor):
-    with pytest.raises(InvalidCursor):
+def test_anything_else_is_an_unreadable_cursor(cursor):
+    with pytest.raises(UnreadableCursor):
         decode_cursor(cursor)
+
+
+async def test_listing_after_an_unreadable_cursor_is_refused_as_an_invalid_cursor():
+    with pytest.raises(InvalidCursor):
+        await queries.list_orders(None, limit=20, cursor="garbage!")  # no session: refused before any I/O

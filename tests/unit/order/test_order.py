@@ -157,9 +157,7 @@ def test_a_processed_payment_confirms_an_order_awaiting_payment():
 
     [event] = order.on_payment_processed(paid(order), at(2))
 
-    assert event == OrderConfirmed(
-        order_id=order.order_id, payment_id=PAYMENT_ID, amount=2550, currency="EUR"
-    )
+    assert event == OrderConfirmed(order_id=order.order_id, payment_id=PAYMENT_ID, amount=2550, currency="EUR")
     assert order.status is OrderStatus.CONFIRMED
     assert order.payment_id == PAYMENT_ID
     assert [recorded.version for recorded in order.pending_events] == [1, 2, 3]
@@ -203,9 +201,7 @@ def test_a_failed_reservation_rejects_the_order_with_a_readable_reason():
 
     assert isinstance(event, OrderRejected)
     assert order.status is OrderStatus.REJECTED
-    assert order.rejection_reason == (
-        "insufficient_stock: SKU-1 (requested 5, available 2); unknown_sku: SKU-2"
-    )
+    assert order.rejection_reason == ("insufficient_stock: SKU-1 (requested 5, available 2); unknown_sku: SKU-2")
 
 
 def test_a_declined_payment_cancels_an_order_awaiting_payment():

@@ -14,19 +14,11 @@ from shared.events.registry import event_class
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from order_service.domain import CorruptHistory, OrderEvent, RecordedEvent
+from order_service.domain import ConcurrencyConflict, CorruptHistory, OrderEvent, RecordedEvent
 
 from .tables import order_events
 
 VERSION_CONSTRAINT = "order_events_pkey"
-
-
-class ConcurrencyConflict(Exception):
-    """Another writer appended the same version of the order first; retrying reloads the order."""
-
-    def __init__(self, order_id: UUID) -> None:
-        super().__init__(f"order {order_id} was changed concurrently; try again")
-        self.order_id = order_id
 
 
 @dataclass(frozen=True)

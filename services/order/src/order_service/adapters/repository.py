@@ -2,17 +2,16 @@
 event store is the truth, the projection follows it, and the outbox carries the same events to
 `order-events`, all in one transaction.
 
-A new order is one statement (`insert_new`). Every change of existing orders (the worker's batches
-of events, the saga deadline's sweep, a customer's cancel) goes through one unit of work,
-`OrderBatch`: lock the rows (one statement), load the histories (one); then append the new events
-(one), update the changed rows (one) and add the outbox rows (one)."""
+A new order is one statement (`insert_new`). Every change of existing orders goes through the
+service layer's unit of work (`OrderBatch`), which runs the statements below: lock the rows (one
+statement), load the histories (one); then append the new events (one) and update the changed rows
+(one), before the outbox rows (one)."""
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC
 from uuid import UUID
 
 import orjson
-from shared.consumer import SessionBatch
 from shared.db import driver_connection
 from shared.events import Envelope
 from shared.outbox.writer import outbox_row
@@ -25,66 +24,27 @@ from .event_store import StoredEvent
 from .idempotency import Claim
 
 
-class OrderBatch(SessionBatch):
-    """The orders a transaction works on and what it changed in them. Callers apply the domain's
-    rules to `get(order_id)` (an order changed earlier in the transaction is seen as changed) and
-    `record` what the order recorded; `flush` writes only the orders that changed."""
-
-    def __init__(self, session: AsyncSession, histories: Mapping[UUID, list[StoredEvent]] | None = None) -> None:
-        super().__init__(session)
-        self._histories = dict(histories or {})  # the loaded orders' stored events
-        self._orders: dict[UUID, Order] = {}
-        self._noted: dict[UUID, int] = {}  # how many of an order's pending events are recorded here
-        self._events: list[StoredEvent] = []
-        self._changed: dict[UUID, Order] = {}
-
-    def get(self, order_id: UUID) -> Order | None:
-        """The order as this transaction has left it so far; None if it was not loaded (no such
-        order). Folded on first use: raises CorruptHistory, or pydantic's ValidationError, for a
-        history that cannot be folded, so one broken order fails only whoever touches it."""
-        order = self._orders.get(order_id)
-        if order is None and order_id in self._histories:
-            order = Order.from_history(event_store.recorded_history(self._histories[order_id]))
-            self._orders[order_id] = order
-        return order
-
-    def record(self, order: Order, caused_by: Envelope | None = None) -> None:
-        """Note the events `order` recorded since the last call, each caused by `caused_by`: they
-        go to the event store and, with the same ids and times, to the outbox."""
-        pending = order.pending_events
-        new = pending[self._noted.get(order.order_id, 0) :]
-        if not new:
-            return
-        self._noted[order.order_id] = len(pending)
-        envelopes = [envelope_for(recorded, caused_by) for recorded in new]
-        self._events.extend(event_store.stored_event(r, e) for r, e in zip(new, envelopes, strict=True))
-        self.emit(*envelopes)
-        self._changed[order.order_id] = order
-
-    async def flush(self) -> None:
-        """Append the new events (a version another writer took first raises ConcurrencyConflict),
-        overwrite the changed orders' rows, add the outbox rows."""
-        events, self._events = self._events, []
-        changed, self._changed = list(self._changed.values()), {}
-        if events:  # an order changes only by recording events
-            connection = await driver_connection(self.session)  # the transaction's, built once
-            await event_store.append(connection, events)
-            await projection.replace(connection, [projection.project(order) for order in changed])
-        await super().flush()
+async def lock(session: AsyncSession, order_ids: Collection[UUID]) -> dict[UUID, list[StoredEvent]]:
+    """Lock the orders' rows until the transaction ends (in order id order, one statement) and load
+    their histories (one statement). Ids of no order are absent."""
+    return await load(session, await projection.lock(await driver_connection(session), order_ids))
 
 
-async def lock_orders(session: AsyncSession, order_ids: Collection[UUID]) -> OrderBatch:
-    """The orders, their rows locked until the transaction ends (in order id order, one statement)
-    and their histories loaded (one statement), so their changes and outbox rows are serialized in
-    commit order. Ids of no order are simply not in the batch."""
-    return await locked_orders(session, await projection.lock(await driver_connection(session), order_ids))
-
-
-async def locked_orders(session: AsyncSession, order_ids: Collection[UUID]) -> OrderBatch:
-    """The orders whose rows the caller locked already, their histories loaded in one statement."""
+async def load(session: AsyncSession, order_ids: Collection[UUID]) -> dict[UUID, list[StoredEvent]]:
+    """The histories of orders whose rows the caller locked already, in one statement."""
     histories = await event_store.histories(await driver_connection(session), order_ids)
     # A row without events is kept, so that folding it reports the broken history.
-    return OrderBatch(session, {order_id: histories.get(order_id, []) for order_id in order_ids})
+    return {order_id: histories.get(order_id, []) for order_id in order_ids}
+
+
+async def save(session: AsyncSession, events: Sequence[StoredEvent], changed: Iterable[Order]) -> None:
+    """Append the new events of any number of orders (one statement; a version another writer took
+    first raises ConcurrencyConflict) and overwrite the changed orders' rows (one statement); the
+    rows are locked by the caller."""
+    if events:  # an order changes only by recording events
+        connection = await driver_connection(session)  # the transaction's, built once
+        await event_store.append(connection, events)
+        await projection.replace(connection, [projection.project(order) for order in changed])
 
 
 async def insert_new(session: AsyncSession, order: Order, claim: Claim | None = None) -> bool:

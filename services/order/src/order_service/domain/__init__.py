@@ -1,6 +1,6 @@
 """The order's pure domain: an event-sourced aggregate whose events are the shared order events."""
 
-from .errors import CorruptHistory, InvalidOrder, OrderError, OrderNotCancellable
+from .errors import ConcurrencyConflict, CorruptHistory, InvalidOrder, OrderError, OrderNotCancellable
 from .order import (
     AWAITING_AN_ANSWER,
     MAX_LINES,
@@ -18,6 +18,7 @@ __all__ = [
     "AWAITING_AN_ANSWER",
     "MAX_LINES",
     "SAGA_TIMEOUT",
+    "ConcurrencyConflict",
     "CorruptHistory",
     "InvalidOrder",
     "Order",

@@ -1,5 +1,7 @@
 """What the order domain refuses. The HTTP layer turns these into 4xx answers."""
 
+from uuid import UUID
+
 
 class OrderError(Exception):
     """Base class of every refusal of the order domain."""
@@ -24,3 +26,13 @@ class OrderNotCancellable(OrderError):
 class CorruptHistory(OrderError):
     """The stored events cannot be an order's history (gap in versions, another order's event,
     no OrderCreated first). Never expected: it means the event store or a rebuild is broken."""
+
+
+class ConcurrencyConflict(OrderError):
+    """Another writer appended the same version of the order first (the event store's key on
+    (order id, version) refuses the second); retrying reloads the order. Writers lock the order's
+    row before they fold it, so this means a writer that did not."""
+
+    def __init__(self, order_id: UUID) -> None:
+        super().__init__(f"order {order_id} was changed concurrently; try again")
+        self.order_id = order_id

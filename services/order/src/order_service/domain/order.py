@@ -267,9 +267,7 @@ class Order:
                 self.created_at = event.created_at
             case OrderUpdated():
                 self.status = OrderStatus(event.status)
-                self.items = tuple(
-                    OrderItem(line.sku, line.quantity, line.unit_price) for line in event.items
-                )
+                self.items = tuple(OrderItem(line.sku, line.quantity, line.unit_price) for line in event.items)
                 self.total_amount = event.total_amount
                 self.currency = event.currency
             case OrderConfirmed():

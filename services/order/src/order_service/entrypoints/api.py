@@ -11,8 +11,7 @@ from shared.api_types import EmptyIsAbsent, NonBlankText
 from shared.http import SessionDep, create_service_app, serve
 from shared.problems import Refusal, problem_responses
 
-from order_service.adapters.event_store import ConcurrencyConflict
-from order_service.domain import InvalidOrder, OrderNotCancellable, OrderStatus
+from order_service.domain import ConcurrencyConflict, InvalidOrder, OrderNotCancellable, OrderStatus
 from order_service.service_layer import handlers, queries
 from order_service.service_layer.commands import CancelOrder
 from order_service.service_layer.errors import IdempotencyKeyReused, InvalidCursor, OrderNotFound

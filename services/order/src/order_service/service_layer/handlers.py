@@ -4,15 +4,13 @@ on an OrderBatch, the unit of work of its transaction: the orders it touches loc
 front, the domain's rule applied in memory, then the new events, the projection rows and the
 outbox rows written together. None of them touches Kafka."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
 from pydantic import ValidationError
-from shared.consumer import Consumption
-from shared.consumer.retry import NonRetryableError
+from shared.consumer import Consumption, payload
 from shared.events import (
     Envelope,
     PaymentFailed,
@@ -27,16 +25,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from order_service.adapters import idempotency, projection
 from order_service.adapters.idempotency import Claim
 from order_service.adapters.projection import ProjectedOrder
-from order_service.adapters.repository import OrderBatch, insert_new, lock_orders, locked_orders
+from order_service.adapters.repository import insert_new
 from order_service.domain import CorruptHistory, Order, OrderEvent
 
 from .commands import CancelOrder, PlaceOrder
 from .errors import IdempotencyKeyReused, OrderNotFound
 from .idempotency import request_hash
+from .unit_of_work import OrderBatch, lock_orders, locked_orders, open_batch
 
 log = get_logger(__name__)
-
-E = TypeVar("E")
 
 
 @dataclass(frozen=True)
@@ -115,46 +112,24 @@ async def time_out_overdue_orders(
 # -- reactions (the worker; a batch of events in one transaction) ---------------------------------
 
 
-async def open_batch(session: AsyncSession, envelopes: Sequence[Envelope]) -> OrderBatch:
-    """The worker's unit of work: every order the batch's events name, locked and loaded up front."""
-    order_ids = {getattr(envelope.event, "order_id", None) for envelope in envelopes}
-    return await lock_orders(session, [order_id for order_id in order_ids if isinstance(order_id, UUID)])
-
-
 async def on_stock_reserved(batch: OrderBatch, envelope: Envelope) -> None:
-    event = _expect(envelope, StockReserved)
+    event = payload(envelope, StockReserved)
     _react(batch, envelope, event.order_id, lambda order, now: order.on_stock_reserved(event, now))
 
 
 async def on_stock_reservation_failed(batch: OrderBatch, envelope: Envelope) -> None:
-    event = _expect(envelope, StockReservationFailed)
+    event = payload(envelope, StockReservationFailed)
     _react(batch, envelope, event.order_id, lambda order, now: order.on_stock_reservation_failed(event, now))
 
 
 async def on_payment_processed(batch: OrderBatch, envelope: Envelope) -> None:
-    event = _expect(envelope, PaymentProcessed)
+    event = payload(envelope, PaymentProcessed)
     _react(batch, envelope, event.order_id, lambda order, now: order.on_payment_processed(event, now))
 
 
 async def on_payment_failed(batch: OrderBatch, envelope: Envelope) -> None:
-    event = _expect(envelope, PaymentFailed)
+    event = payload(envelope, PaymentFailed)
     _react(batch, envelope, event.order_id, lambda order, now: order.on_payment_failed(event, now))
-
-
-CONSUMPTION = Consumption(
-    handlers={
-        StockReserved.event_type: on_stock_reserved,
-        StockReservationFailed.event_type: on_stock_reservation_failed,
-        PaymentProcessed.event_type: on_payment_processed,
-        PaymentFailed.event_type: on_payment_failed,
-    },
-    open_batch=open_batch,
-)
-
-
-def build_handlers(_sessions: Any = None) -> Consumption:
-    """The worker's handlers and their unit of work (the worker opens one per transaction)."""
-    return CONSUMPTION
 
 
 def _react(
@@ -174,9 +149,14 @@ def _react(
         batch.record(order, caused_by=envelope)
 
 
-def _expect(envelope: Envelope, cls: type[E]) -> E:
-    if not isinstance(envelope.event, cls):
-        # Wiring that sends an event to the wrong handler never heals: dead-lettered at once, as in
-        # the other services, rather than retried.
-        raise NonRetryableError(f"a {cls.__name__} handler was given {envelope.event_type}")
-    return envelope.event
+def build_handlers() -> Consumption:
+    """The worker's handlers and their unit of work (the worker opens one per transaction)."""
+    return Consumption(
+        handlers={
+            StockReserved.event_type: on_stock_reserved,
+            StockReservationFailed.event_type: on_stock_reservation_failed,
+            PaymentProcessed.event_type: on_payment_processed,
+            PaymentFailed.event_type: on_payment_failed,
+        },
+        open_batch=open_batch,
+    )

@@ -7,12 +7,12 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from order_service.adapters import event_store, projection
+from order_service.adapters.cursor import UnreadableCursor, decode_cursor, encode_cursor
 from order_service.adapters.event_store import StoredEvent
 from order_service.adapters.projection import ProjectedOrder
 from order_service.domain import OrderStatus, state_at
 
-from .cursor import decode_cursor, encode_cursor
-from .errors import OrderNotFound
+from .errors import InvalidCursor, OrderNotFound
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,9 @@ async def list_orders(
     cursor: str | None = None,
 ) -> Page:
     """Newest first. Raises InvalidCursor for a cursor this API did not hand out."""
-    after = decode_cursor(cursor) if cursor is not None else None
+    try:
+        after = decode_cursor(cursor) if cursor is not None else None
+    except UnreadableCursor:
+        raise InvalidCursor() from None
     rows, last = await projection.page(session, limit=limit, customer_id=customer_id, status=status, after=after)
     return Page(rows, encode_cursor(last) if last is not None else None)

@@ -1,4 +1,5 @@
-"""Opaque cursors for listing orders: a keyset position, base64url-encoded."""
+"""Opaque cursors for listing orders: the projection's keyset position where a page ends, as
+base64url text, so a client can only hand back what the API gave it."""
 
 import base64
 import binascii
@@ -6,9 +7,11 @@ import json
 from datetime import datetime
 from uuid import UUID
 
-from order_service.adapters.projection import Keyset
+from .projection import Keyset
 
-from .errors import InvalidCursor
+
+class UnreadableCursor(ValueError):
+    """The text is not a cursor `encode_cursor` produced."""
 
 
 def encode_cursor(position: Keyset) -> str:
@@ -17,7 +20,7 @@ def encode_cursor(position: Keyset) -> str:
 
 
 def decode_cursor(cursor: str) -> Keyset:
-    """Raises InvalidCursor for anything `encode_cursor` did not produce."""
+    """Raises UnreadableCursor for anything `encode_cursor` did not produce."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         created_at, order_id = json.loads(base64.b64decode(padded.encode("ascii"), altchars=b"-_", validate=True))
@@ -26,4 +29,4 @@ def decode_cursor(cursor: str) -> Keyset:
             raise ValueError("naive time")
         return Keyset(moment, UUID(order_id))
     except (ValueError, TypeError, UnicodeError, binascii.Error):
-        raise InvalidCursor() from None
+        raise UnreadableCursor(cursor) from None
