@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from itertools import takewhile
-from typing import Protocol
+from typing import Final, Literal, Protocol
 from uuid import UUID
 
 from shared.events import (
@@ -55,7 +55,7 @@ _ENDED_WITHOUT_SALE = frozenset({OrderStatus.REJECTED, OrderStatus.CANCELLED})
 # deadline keeps it from waiting for ever.
 AWAITING_AN_ANSWER = frozenset({OrderStatus.PENDING, OrderStatus.AWAITING_PAYMENT})
 
-SAGA_TIMEOUT = "saga_timeout"
+SAGA_TIMEOUT: Final = "saga_timeout"  # Final, so typed as the literal an OrderCancelled reason is
 
 
 class RequestedLine(Protocol):
@@ -185,10 +185,10 @@ class Order:
     def on_stock_reserved(self, event: StockReserved, now: datetime) -> list[OrderEvent]:
         self._check_is_mine(event.order_id)
         if self.status is OrderStatus.PENDING:
-            return [self._record(_priced(event, OrderStatus.AWAITING_PAYMENT), now)]
+            return [self._record(_priced(event, "AWAITING_PAYMENT"), now)]
         if self.status is OrderStatus.CONFIRMED and not self.is_priced:
             # The payment's answer overtook the reservation: record the prices, stay CONFIRMED.
-            return [self._record(_priced(event, OrderStatus.CONFIRMED), now)]
+            return [self._record(_priced(event, "CONFIRMED"), now)]
         # Already priced (a repeat), or the order ended: a held stock is released by inventory,
         # which sees the OrderCancelled / never reserved for a REJECTED order.
         return []
@@ -340,10 +340,10 @@ def _validate_customer_id(customer_id: str) -> None:
         raise InvalidOrder(f"a customer id has at most {MAX_CUSTOMER_ID_LENGTH} characters")
 
 
-def _priced(event: StockReserved, status: OrderStatus) -> OrderUpdated:
+def _priced(event: StockReserved, status: Literal["AWAITING_PAYMENT", "CONFIRMED"]) -> OrderUpdated:
     return OrderUpdated(
         order_id=event.order_id,
-        status=status.value,
+        status=status,
         items=event.items,
         total_amount=event.total_amount,
         currency=event.currency,

@@ -11,7 +11,7 @@ def request_hash(command: PlaceOrder) -> str:
     so their order means nothing); the key itself is not part of the request."""
     canonical = {
         "customer_id": command.customer_id,
-        "items": sorted(([line.sku, line.quantity] for line in command.items), key=lambda line: line[0]),
+        "items": sorted((line.sku, line.quantity) for line in command.items),  # by SKU: SKUs are unique
         "payment_token": command.payment_token,
     }
     text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

@@ -85,10 +85,10 @@ def compare(report: Report, rebuilt: Mapping[UUID, ProjectedOrder], live: Mappin
     for order_id in sorted(rebuilt.keys() | live.keys()):
         mine, theirs = live.get(order_id), rebuilt.get(order_id)
         report.compared += 1
-        if mine is None and theirs is not None:
-            report.differences.append(Difference(order_id, "missing from the projection"))
-        elif theirs is None:
+        if theirs is None:  # then it is in the projection
             report.differences.append(Difference(order_id, "in the projection but has no events"))
+        elif mine is None:
+            report.differences.append(Difference(order_id, "missing from the projection"))
         elif mine == theirs:
             report.equal += 1
         else:
