@@ -20,7 +20,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 from prometheus_client import REGISTRY
 from shared.consumer import SessionBatch
-from shared.events.base import Envelope
+from shared.events import Envelope, LowStockAlert
 from shared.events.codec import encode
 from sqlalchemy import text
 
@@ -57,6 +57,26 @@ APPLY_EFFECT = text(
 async def apply_effect(batch: SessionBatch, envelope: Envelope) -> None:
     """The handler of the worker tests: the effect of an event, in the worker's transaction."""
     await batch.session.execute(APPLY_EFFECT, {"event_id": envelope.event_id, "key": envelope.key})
+
+
+def alert(sku: str, available: int = 1) -> Envelope:
+    """The machinery tests' event: keyed by SKU; `available` tells a key's events apart (a sequence)."""
+    return Envelope.new(LowStockAlert(sku=sku, available=available, reorder_level=0))
+
+
+async def published_records(
+    kafka: Any, publish: Callable[..., Awaitable[None]], start: Any, *envelopes: Envelope
+) -> list[ConsumerRecord]:
+    """Publish through the outbox and relay (the `publish` fixture); the records as they are on the
+    topic, read from `start` (the `kafka` fixture's offsets)."""
+    await publish(*envelopes)
+    ids = {e.event_id for e in envelopes}
+    keys = {e.key.encode() for e in envelopes}
+    records: list[ConsumerRecord] = await kafka.read_to_end(
+        start, keep=lambda r: r.key in keys and event_id_of(r) in ids
+    )
+    assert len(records) == len(envelopes)
+    return records
 
 
 def unique(prefix: str) -> str:

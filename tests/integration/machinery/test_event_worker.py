@@ -14,10 +14,12 @@ import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 from machinery_support import (
     KAFKA,
+    alert,
     apply_effect,
     consumer_events,
     event_id_of,
     header,
+    published_records,
     unique_keys,
     wait_until,
 )
@@ -33,25 +35,11 @@ from shared.consumer.dead_letter import (
     ORIGINAL_TOPIC,
     read_dlt_headers,
 )
-from shared.events import Envelope, LowStockAlert, OrderCancelled
+from shared.events import Envelope, OrderCancelled
 from shared.events.codec import encode
 from shared.events.topics import INVENTORY_EVENTS, ORDER_EVENTS, dead_letter_topic
 
 pytestmark = [pytest.mark.infra, pytest.mark.timeout(120)]
-
-
-def alert(sku: str, available: int) -> Envelope:
-    return Envelope.new(LowStockAlert(sku=sku, available=available, reorder_level=0))
-
-
-async def published_records(kafka, publish, start, *envelopes):
-    """Publish through the outbox and relay; return the records as they are on the topic."""
-    await publish(*envelopes)
-    ids = {e.event_id for e in envelopes}
-    keys = {e.key.encode() for e in envelopes}
-    records = await kafka.read_to_end(start, keep=lambda r: r.key in keys and event_id_of(r) in ids)
-    assert len(records) == len(envelopes)
-    return records
 
 
 async def test_a_worker_killed_between_its_database_commit_and_its_offset_commit_gets_the_records_again_and_applies_each_once(  # noqa: E501

@@ -15,6 +15,7 @@ import asyncpg
 import orjson
 import pytest
 from machinery_support import (
+    alert,
     apply_effect,
     by_event_id,
     by_key,
@@ -25,17 +26,12 @@ from machinery_support import (
 )
 from prometheus_client import REGISTRY
 from shared.consumer import EventWorker
-from shared.events import Envelope, LowStockAlert
 from shared.events.topics import INVENTORY_EVENTS
 from shared.outbox import add_to_outbox
 from shared.outbox.relay import OutboxRelay, advisory_lock_key
 from sqlalchemy import text
 
 pytestmark = [pytest.mark.infra, pytest.mark.timeout(120)]
-
-
-def alert(sku: str, available: int) -> Envelope:
-    return Envelope.new(LowStockAlert(sku=sku, available=available, reorder_level=0))
 
 
 class Rollback(Exception):

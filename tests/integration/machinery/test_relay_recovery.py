@@ -17,8 +17,8 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer
 from disposable_kafka import DisposableKafka
-from machinery_support import event_id_of, unique, unique_keys, wait_until
-from shared.events import Envelope, LowStockAlert
+from machinery_support import alert, event_id_of, unique, unique_keys, wait_until
+from shared.events import Envelope
 from shared.outbox import add_to_outbox
 from shared.outbox.relay import OutboxRelay
 from sqlalchemy import text
@@ -38,10 +38,6 @@ async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Dis
         yield started
     finally:
         await asyncio.to_thread(started.stop)
-
-
-def alert(sku: str, seq: int) -> Envelope:
-    return Envelope.new(LowStockAlert(sku=sku, available=seq, reorder_level=0))
 
 
 async def write_to(db, topic: str, events: list[Envelope]) -> None:

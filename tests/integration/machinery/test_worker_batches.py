@@ -11,16 +11,12 @@ import uuid
 
 import pytest
 from aiokafka import TopicPartition
-from machinery_support import apply_effect, consumer_events, send_to_partition, unique_keys
+from machinery_support import alert, apply_effect, consumer_events, send_to_partition, unique_keys
 from shared.consumer import EventWorker
-from shared.events import Envelope, LowStockAlert
+from shared.events import Envelope
 from sqlalchemy import text
 
 pytestmark = [pytest.mark.infra, pytest.mark.timeout(120)]
-
-
-def alert(sku: str, available: int = 1) -> Envelope:
-    return Envelope.new(LowStockAlert(sku=sku, available=available, reorder_level=0))
 
 
 class Recording:

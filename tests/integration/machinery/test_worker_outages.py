@@ -10,25 +10,21 @@ import signal
 
 import pytest
 from aiokafka import TopicPartition
-from machinery_support import apply_effect, consumer_events, event_id_of, unique_keys, wait_until
+from machinery_support import (
+    alert,
+    apply_effect,
+    consumer_events,
+    event_id_of,
+    published_records,
+    unique_keys,
+    wait_until,
+)
 from shared.consumer import EventWorker
 from shared.consumer.dead_letter import ORIGINAL_CONSUMER_GROUP
-from shared.events import Envelope, LowStockAlert
+from shared.events import Envelope
 from shared.events.topics import INVENTORY_EVENTS, dead_letter_topic
 
 pytestmark = [pytest.mark.infra, pytest.mark.timeout(120)]
-
-
-def alert(sku: str, available: int) -> Envelope:
-    return Envelope.new(LowStockAlert(sku=sku, available=available, reorder_level=0))
-
-
-async def published(kafka, publish, start, *envelopes):
-    await publish(*envelopes)
-    ids = {e.event_id for e in envelopes}
-    records = await kafka.read_to_end(start, keep=lambda r: event_id_of(r) in ids)
-    assert len(records) == len(envelopes)
-    return records
 
 
 async def dead_letters_of(kafka, dlt_start, group: str):
@@ -56,11 +52,11 @@ async def test_a_record_that_meets_a_database_outage_waits_for_it_without_spendi
     worker = background.start(
         EventWorker(settings, worker_sessions(settings), {"LowStockAlert": apply_effect}, [INVENTORY_EVENTS]).run
     )
-    (first,) = await published(kafka, publish, start, before)
+    (first,) = await published_records(kafka, publish, start, before)
     await kafka.wait_committed_past(settings.group_id, [first], worker)
 
     await (database_proxy.cut() if outage == "refused" else database_proxy.starting_up())
-    (record,) = await published(kafka, publish, start, event)
+    (record,) = await published_records(kafka, publish, start, event)
 
     async def waited_five_budgets_or_moved_on() -> bool:
         worker.check()
@@ -97,11 +93,11 @@ async def test_a_worker_stopped_by_sigterm_during_a_database_outage_dead_letters
         "LowStockAlert",
         sku,
     )
-    (first,) = await published(kafka, publish, start, before)
+    (first,) = await published_records(kafka, publish, start, before)
     await kafka.wait_committed_past(settings.group_id, [first])
 
     await database_proxy.cut()
-    (record,) = await published(kafka, publish, start, during)
+    (record,) = await published_records(kafka, publish, start, during)
     await wait_until(
         lambda: child.log_path.read_text(errors="replace").count("database unreachable") >= 3,
         timeout=30,
@@ -154,7 +150,7 @@ async def test_a_purge_of_the_dedup_table_that_fails_is_retried_later_and_the_wo
     await wait_until(lambda: database_proxy.refused_as_starting_up >= 1, timeout=30, what="a purge was tried")
     worker.check()
     await database_proxy.restore()
-    (record,) = await published(kafka, publish, start, event)
+    (record,) = await published_records(kafka, publish, start, event)
     await kafka.wait_committed_past(settings.group_id, [record], worker)
 
     async def expired_rows() -> int:
@@ -188,7 +184,7 @@ async def test_a_handler_that_times_out_calling_another_system_spends_its_retry_
     worker = background.start(
         EventWorker(settings, db.sessions, {"LowStockAlert": gateway_times_out}, [INVENTORY_EVENTS]).run
     )
-    (record,) = await published(kafka, publish, start, event)
+    (record,) = await published_records(kafka, publish, start, event)
     await kafka.wait_committed_past(settings.group_id, [record], worker, timeout=30)
     (letter,) = await dead_letters_of(kafka, dlt_start, settings.group_id)
 

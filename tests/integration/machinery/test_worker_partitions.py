@@ -10,18 +10,16 @@ share a partition, and a second member of the group takes exactly one of the two
 import asyncio
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from machinery_support import KAFKA, apply_effect, consumer_events, send_to_partition, unique_keys, wait_until
+from machinery_support import KAFKA, alert, apply_effect, consumer_events, send_to_partition, unique_keys, wait_until
 from shared.consumer import EventWorker
-from shared.events import Envelope, LowStockAlert
+from shared.events import Envelope
 
 pytestmark = [pytest.mark.infra, pytest.mark.timeout(120)]
-
-
-def alert(sku: str, available: int = 1) -> Envelope:
-    return Envelope.new(LowStockAlert(sku=sku, available=available, reorder_level=0))
 
 
 class SlowForOneKey:
@@ -40,6 +38,23 @@ class SlowForOneKey:
         await asyncio.sleep(self.seconds if envelope.key == self.slow_key else self.fast_seconds)
         await apply_effect(session, envelope)
         self.finished[envelope.event_id] = time.monotonic()
+
+
+@asynccontextmanager
+async def a_newcomer_takes_partition_1(topic: str, group_id: str) -> AsyncIterator[AIOKafkaConsumer]:
+    """A second member joins the worker's group, and the rebalance gives it partition 1. Member ids
+    start with the client id and the assignor hands partitions out in member-id order: the worker's
+    client id starts with "mt_", so the newcomer ("zz-...") gets partition 1."""
+    newcomer = AIOKafkaConsumer(
+        topic, bootstrap_servers=KAFKA, group_id=group_id, client_id="zz-newcomer", enable_auto_commit=False
+    )
+    await newcomer.start()
+    try:
+        await wait_until(newcomer.assignment, timeout=30, what="the newcomer got a partition")
+        assert newcomer.assignment() == {TopicPartition(topic, 1)}
+        yield newcomer
+    finally:
+        await newcomer.stop()
 
 
 async def test_a_slow_record_on_one_partition_does_not_delay_the_records_of_another_partition(
@@ -117,23 +132,9 @@ async def test_when_a_second_member_joins_the_partition_kept_has_its_progress_co
         what="the slow record is in hand and the other partition is moving",
     )
 
-    # Member ids start with the client id and the assignor hands partitions out in member-id order:
-    # the worker's client id starts with "mt_", so the newcomer ("zz-...") gets partition 1.
-    newcomer = AIOKafkaConsumer(
-        own_topic,
-        bootstrap_servers=KAFKA,
-        group_id=settings.group_id,
-        client_id="zz-newcomer",
-        enable_auto_commit=False,
-    )
-    await newcomer.start()
-    try:
-        await wait_until(newcomer.assignment, timeout=30, what="the newcomer got a partition")
-        assert newcomer.assignment() == {TopicPartition(own_topic, 1)}
+    async with a_newcomer_takes_partition_1(own_topic, settings.group_id):
         await kafka.wait_committed_past(settings.group_id, kept_records, worker)
         committed = await kafka.committed(settings.group_id)
-    finally:
-        await newcomer.stop()
     effects = await db.effects()
 
     assert {e.event_id: effects.get(e.event_id) for e in kept} == {e.event_id: 1 for e in kept}
@@ -158,24 +159,12 @@ async def test_a_record_in_hand_that_outlives_the_hand_over_of_its_partition_is_
     (slow_record,) = await send_to_partition(own_topic, 1, slow)
     await wait_until(lambda: slow.event_id in handler.started, timeout=30, what="the slow record is in hand")
 
-    newcomer = AIOKafkaConsumer(
-        own_topic,
-        bootstrap_servers=KAFKA,
-        group_id=settings.group_id,
-        client_id="zz-newcomer",
-        enable_auto_commit=False,
-    )
-    await newcomer.start()
-    try:
-        await wait_until(newcomer.assignment, timeout=30, what="the newcomer got a partition")
-        assert newcomer.assignment() == {TopicPartition(own_topic, 1)}
+    async with a_newcomer_takes_partition_1(own_topic, settings.group_id):
         (kept_record,) = await send_to_partition(own_topic, 0, kept)
         await kafka.wait_committed_past(settings.group_id, [kept_record], worker)
         await wait_until(lambda: slow.event_id in handler.finished, timeout=30, what="the slow record finished")
         await asyncio.sleep(3 * settings.consumer_commit_interval_ms / 1000)  # commits that should not come
         committed = await kafka.committed(settings.group_id)
-    finally:
-        await newcomer.stop()
 
     assert (await db.effects()).get(slow.event_id) == 1, "its transaction went through"
     assert committed.get(TopicPartition(own_topic, 1), 0) == slow_record.offset, (
