@@ -71,10 +71,13 @@ bench: up
 	@.venv/bin/python bench/saga_load.py
 
 # Lint, formatting and types: what CI checks before the tests (mypy strict over the files pyproject.toml lists).
+# All three run, so one pass shows every problem; any failure fails the target.
 lint: install
-	@.venv/bin/ruff check .
-	@.venv/bin/ruff format --check .
-	@.venv/bin/mypy
+	@failed=0; \
+	  .venv/bin/ruff check . || failed=1; \
+	  .venv/bin/ruff format --check . || failed=1; \
+	  .venv/bin/mypy || failed=1; \
+	  exit $$failed
 
 # Kafka's command-line tools against the local cluster, e.g.
 #   make kafka-tool ARGS="consumer-groups --bootstrap-server 127.0.0.1:9092 --describe --all-groups"
