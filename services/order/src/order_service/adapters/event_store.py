@@ -3,20 +3,20 @@
 from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 from uuid import UUID
 
 import asyncpg
 import orjson
 from shared.db import DriverConnection, driver_connection
 from shared.events import Envelope
-from shared.events.registry import event_class
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from order_service.domain import ConcurrencyConflict, CorruptHistory, OrderEvent, RecordedEvent
+from order_service.domain import ConcurrencyConflict, CorruptHistory, RecordedEvent
 
 from .tables import order_events
+from .upcasting import current_event
 
 VERSION_CONSTRAINT = "order_events_pkey"
 
@@ -34,12 +34,13 @@ class StoredEvent:
     occurred_at: datetime
 
     def recorded(self) -> RecordedEvent:
-        cls = event_class(self.event_type, self.schema_version)
-        if cls is None:
-            raise CorruptHistory(
-                f"order {self.order_id} v{self.version}: unknown {self.event_type} v{self.schema_version}"
-            )
-        event = cast(OrderEvent, cls.model_validate(self.data))
+        """The event as the domain folds it, upcast from the schema version it was stored under.
+        Raises CorruptHistory (naming the order, the event's version, type and schema version) or
+        pydantic's ValidationError when it cannot be."""
+        try:
+            event = current_event(self.event_type, self.schema_version, self.data)
+        except CorruptHistory as error:
+            raise CorruptHistory(f"order {self.order_id}, event {self.version}: {error}") from None
         return RecordedEvent(version=self.version, event=event, occurred_at=self.occurred_at)
 
 

@@ -4,6 +4,7 @@ from .errors import ConcurrencyConflict, CorruptHistory, InvalidOrder, OrderErro
 from .order import (
     AWAITING_AN_ANSWER,
     MAX_LINES,
+    ORDER_EVENT_CLASSES,
     SAGA_TIMEOUT,
     Order,
     OrderEvent,
@@ -17,6 +18,7 @@ from .order import (
 __all__ = [
     "AWAITING_AN_ANSWER",
     "MAX_LINES",
+    "ORDER_EVENT_CLASSES",
     "SAGA_TIMEOUT",
     "ConcurrencyConflict",
     "CorruptHistory",

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from itertools import takewhile
-from typing import Final, Literal, Protocol
+from typing import Final, Literal, Protocol, get_args
 from uuid import UUID
 
 from shared.events import (
@@ -39,6 +39,7 @@ MAX_QUANTITY = 10_000
 MAX_CUSTOMER_ID_LENGTH = 128
 
 OrderEvent = OrderCreated | OrderUpdated | OrderConfirmed | OrderRejected | OrderCancelled
+ORDER_EVENT_CLASSES: tuple[type[OrderEvent], ...] = get_args(OrderEvent)
 
 
 class OrderStatus(StrEnum):

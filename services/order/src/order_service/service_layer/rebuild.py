@@ -16,7 +16,7 @@ verifies: the projection is repaired from the store, which holds every event for
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, get_args
+from typing import Any
 from uuid import UUID
 
 from pydantic import ValidationError
@@ -27,9 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from order_service.adapters import event_store, order_topic, projection
 from order_service.adapters.projection import ProjectedOrder
-from order_service.domain import CorruptHistory, Order, OrderEvent, RecordedEvent
+from order_service.domain import ORDER_EVENT_CLASSES, CorruptHistory, Order, RecordedEvent
 
-ORDER_EVENT_CLASSES = get_args(OrderEvent)
 NO_EVENTS_ON_TOPIC = "no events on the topic (not yet published, or past retention)"
 EVENTS_MISSING_ON_TOPIC = "fewer events on the topic than its version (not yet published, or past retention)"
 TOPIC_ONLY = "on the topic but not in the projection (another environment or a test)"
