@@ -1,8 +1,9 @@
 """The order service's use cases that change state: the customer's commands (from the API), the
-reactions to inventory's and payment's events and the saga deadline (from the worker). Each works
-on an OrderBatch, the unit of work of its transaction: the orders it touches locked and folded up
-front, the domain's rule applied in memory, then the new events, the projection rows and the
-outbox rows written together. None of them touches Kafka."""
+reactions to inventory's and payment's events and the saga deadline (from the worker). A new order
+is one statement; every other change works on an OrderBatch (unit_of_work.py), the unit of work of
+its transaction: the orders it touches locked and folded up front, the domain's rule applied in
+memory, then the new events, the projection rows and the outbox rows written together. A command
+opens its own transaction; a reaction runs in the worker's. None of them touches Kafka."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
