@@ -4,6 +4,7 @@ An event class says what happened (its fields are the record value). The envelop
 occurrence it is (event id, time, causality, tracing): that travels in the record headers.
 """
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, ClassVar, Unpack
 from uuid import UUID, uuid4
@@ -62,6 +63,17 @@ class Event(BaseModel):
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+# What use cases take to tell the time (`utc_now` by default), so tests can set it.
+Clock = Callable[[], datetime]
+
+
+def require_aware(moment: datetime) -> None:
+    """The domains' guard on the times their callers pass: a naive time would be read differently by
+    every reader, so it is refused."""
+    if moment.tzinfo is None:
+        raise ValueError("times are UTC and timezone-aware; got a naive datetime")
 
 
 class Envelope(BaseModel):

@@ -31,6 +31,7 @@ from shared.events import (
     StockReservationFailed,
     StockReserved,
 )
+from shared.events.base import require_aware
 
 from .errors import CorruptHistory, InvalidOrder, OrderNotCancellable
 
@@ -132,7 +133,7 @@ class Order:
         now: datetime,
     ) -> "Order":
         """A new PENDING order with its OrderCreated pending. Raises InvalidOrder."""
-        _check_aware(now)
+        require_aware(now)
         lines = _validated_lines(items)
         _validate_customer_id(customer_id)
         if not payment_token.strip():
@@ -245,7 +246,7 @@ class Order:
     # -- the fold ---------------------------------------------------------------------------------
 
     def _record(self, event: OrderEvent, now: datetime) -> OrderEvent:
-        _check_aware(now)
+        require_aware(now)
         recorded = RecordedEvent(version=self.version + 1, event=event, occurred_at=now)
         self._apply(recorded)
         self._pending.append(recorded)
@@ -305,12 +306,6 @@ def state_at(
         events = takewhile(lambda recorded: recorded.occurred_at <= as_of, events)
     folded = list(events)
     return Order.from_history(folded) if folded else None
-
-
-def _check_aware(now: datetime) -> None:
-    # The caller's clock decides `now`; a naive time would be read differently by every reader.
-    if now.tzinfo is None:
-        raise ValueError("times are UTC and timezone-aware; got a naive datetime")
 
 
 def _validated_lines(items: Sequence[RequestedLine]) -> tuple[OrderLine, ...]:

@@ -32,6 +32,7 @@ from typing import TypeVar
 from uuid import UUID
 
 from shared.events import Event, PaymentFailed, PaymentProcessed, RefundIssued
+from shared.events.base import require_aware
 
 from .errors import ConflictingFact, PaymentNotDue
 from .gateway import ChargeResult, RefundResult
@@ -114,7 +115,7 @@ class Payment:
     def request_charge(self, gateway: str, now: datetime) -> bool:
         """After any fact: once the token and the amount are known, and the order was not
         cancelled first, decide the charge at `gateway`. True when the intent was recorded now."""
-        _check_aware(now)
+        require_aware(now)
         if not (self.status is PaymentStatus.AWAITING_DETAILS and self.payment_token and self.amount is not None):
             return False
         self.status = PaymentStatus.CHARGING
@@ -129,7 +130,7 @@ class Payment:
         """OrderCancelled (or OrderRejected). Before any charge the payment is voided for good;
         while the charge is in flight the cancellation waits for the gateway's answer; after a
         charge a refund is decided. A declined or refunded payment has nothing left to undo."""
-        _check_aware(now)
+        require_aware(now)
         if self.cancelled_at is not None:
             return  # told again
         if self.status is PaymentStatus.AWAITING_DETAILS:
@@ -158,7 +159,7 @@ class Payment:
         """An executor is about to make the call: nobody else makes it before `now + lease` (a dead
         executor's claim runs out, and the next one asks again with the same key)."""
         call = self._open_call()
-        _check_aware(now)
+        require_aware(now)
         self.attempts += 1
         self.next_attempt_at = now + lease
         return call
@@ -166,7 +167,7 @@ class Payment:
     def record_call_failed(self, error: str, now: datetime, retry_in: timedelta) -> None:
         """No answer (timeout, gateway down): the intent stays open and is asked again later."""
         self._open_call()
-        _check_aware(now)
+        require_aware(now)
         self.last_error = error
         self.next_attempt_at = now + retry_in
 
@@ -175,7 +176,7 @@ class Payment:
         refunded at once: PaymentProcessed (the money moved) then, later, RefundIssued."""
         if self.status is not PaymentStatus.CHARGING:
             raise PaymentNotDue(f"no charge is due for order {self.order_id} ({self.status})")
-        _check_aware(now)
+        require_aware(now)
         assert self.amount is not None and self.currency is not None  # CHARGING says so
         self._close_intent()
         if not result.approved:
@@ -200,7 +201,7 @@ class Payment:
         the same refusal), so the payment ends REFUND_REFUSED for a human rather than asking forever."""
         if self.status is not PaymentStatus.REFUNDING:
             raise PaymentNotDue(f"no refund is due for order {self.order_id} ({self.status})")
-        _check_aware(now)
+        require_aware(now)
         self._close_intent()
         if not result.refunded:
             self.status = PaymentStatus.REFUND_REFUSED
@@ -255,8 +256,3 @@ def _same_or_first(known: T | None, given: T, what: str, payment: Payment) -> T:
     if known is not None and known != given:
         raise ConflictingFact(f"order {payment.order_id}: {what} {given!r} differs from {known!r}")
     return given
-
-
-def _check_aware(now: datetime) -> None:
-    if now.tzinfo is None:
-        raise ValueError("times are UTC and timezone-aware; got a naive datetime")

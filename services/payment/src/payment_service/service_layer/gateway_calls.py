@@ -15,14 +15,14 @@ happen between them with no transaction open and no row locked. What makes this 
 """
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
 
 from shared.db import driver_connection
 from shared.events import Envelope, Event
-from shared.events.base import utc_now
+from shared.events.base import Clock, utc_now
 from shared.logging import get_logger
 from shared.metrics import GATEWAY_CALLS
 from shared.outbox.writer import add_to_outbox
@@ -42,8 +42,6 @@ from payment_service.domain import (
 from payment_service.settings import Settings
 
 log = get_logger(__name__)
-
-Clock = Callable[[], datetime]
 
 
 @dataclass(frozen=True)

@@ -13,14 +13,13 @@ partition, and a charge is never made before the decision to make it is committe
 """
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from functools import partial
 from uuid import UUID
 
 from shared.consumer import Consumption, Handler, payload
 from shared.consumer.retry import NonRetryableError
 from shared.events import Envelope, OrderCancelled, OrderCreated, OrderRejected, StockReserved
-from shared.events.base import utc_now
+from shared.events.base import Clock, utc_now
 from shared.logging import get_logger
 
 from payment_service.domain import ConflictingFact, Payment, PaymentStatus
@@ -28,8 +27,6 @@ from payment_service.domain import ConflictingFact, Payment, PaymentStatus
 from .unit_of_work import PaymentBatch, Wake, open_batch
 
 log = get_logger(__name__)
-
-Clock = Callable[[], datetime]
 
 
 async def record_order(
