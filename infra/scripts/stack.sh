@@ -57,6 +57,7 @@ start_services() {
 }
 
 up() {
+  "$PY" infra/scripts/dev_keys.py .run/keys  # the development keys, once (kept across restarts)
   up_infra
   migrate
   start_services
