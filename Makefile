@@ -4,7 +4,7 @@ PYTEST := .venv/bin/pytest
 STACK := bash infra/scripts/stack.sh
 
 .PHONY: help install up up-infra down status logs scale-out scale-in run demo test test-unit test-integration test-e2e \
-        bench lint kafka-tool psql schemas
+        bench lint kafka-tool psql schemas token
 
 help:
 	@echo "make run               install, start everything, place demo orders, follow the logs (Ctrl-C stops)"
@@ -19,6 +19,7 @@ help:
 	@echo "make kafka-tool ARGS='topics --describe --topic order-events'   Kafka's own CLI tools"
 	@echo "make psql              a superuser psql on the ecommerce database"
 	@echo "make schemas           regenerate the committed event contracts from the event models"
+	@echo "make token SUB=alice ROLE=customer [EXP=3600]   a development bearer token (roles: customer, support, admin)"
 
 install:
 	@bash infra/scripts/install.sh
@@ -43,6 +44,11 @@ scale-out: up
 
 scale-in:
 	@$(STACK) scale-in
+
+# The token alone on stdout: TOKEN=$$(make -s token SUB=alice ROLE=customer). Keys are made if missing.
+token:
+	@test -f .run/keys/auth-signing.pem || .venv/bin/python infra/scripts/dev_keys.py >&2
+	@.venv/bin/python infra/scripts/dev_token.py "$(SUB)" "$(ROLE)" $(if $(EXP),--exp $(EXP))
 
 demo:
 	@.venv/bin/python infra/scripts/demo.py

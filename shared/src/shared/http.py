@@ -1,5 +1,6 @@
 """What every service's HTTP API has alike: lifespan wiring, health probes, metrics, a session
-dependency, request metrics and one error contract (RFC 9457 problems, `shared.problems`)."""
+dependency, request metrics, one error contract (RFC 9457 problems, `shared.problems`) and bearer
+token verification (`shared.auth`; health and metrics stay open)."""
 
 import asyncio
 import time
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.api_docs import install_offline_docs
+from shared.auth import install_auth_problems, verifier_from
 from shared.db import create_engine, create_session_factory
 from shared.logging import configure_logging
 from shared.metrics import HTTP_REQUEST_SECONDS, HTTP_REQUESTS
@@ -50,6 +52,12 @@ def create_service_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
+        app.state.token_verifier = verifier_from(
+            issuer=settings.auth_issuer,
+            audience=settings.auth_audience,
+            jwks_url=settings.auth_jwks_url,
+            public_key_file=settings.auth_public_key_file,
+        )
         app.state.engine = create_engine(settings, role="api")
         app.state.sessions = create_session_factory(app.state.engine)
         app.state.kafka_admin = AIOKafkaAdminClient(
@@ -74,6 +82,7 @@ def create_service_app(
     for router in routers:
         app.include_router(router)
     install_problem_handlers(app, refusals or {})
+    install_auth_problems(app)
     _document_problems(app)
     app.add_middleware(RequestMetrics, service=settings.service_name)  # outermost: sees every answer
     return app

@@ -1,6 +1,7 @@
 """Settings every service process reads from its environment, one prefix per service
 (ORDER_, PAYMENT_, INVENTORY_), via pydantic-settings. Defaults fit the local stack."""
 
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import model_validator
@@ -29,6 +30,14 @@ class ServiceSettings(BaseSettings):
 
     kafka_bootstrap_servers: str = LOCAL_KAFKA
     http_port: int
+
+    # Bearer tokens (shared.auth): who signs them (iss), whom they are for (aud), and where the public
+    # key is: the identity provider's JWKS URL, or else a PEM file (relative to the working
+    # directory, the repository root under the local supervisor; infra/scripts/dev_keys.py makes it).
+    auth_issuer: str = "ecommerce-dev"
+    auth_audience: str = "ecommerce"
+    auth_jwks_url: str | None = None
+    auth_public_key_file: Path | None = Path(".run/keys/auth-signing.pub.pem")
     relay_metrics_port: int
     worker_metrics_port: int
 
