@@ -22,6 +22,7 @@ import httpx
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
+from dev_token import mint_token
 from shared.db import create_engine, create_session_factory
 from shared.events import Envelope
 from shared.events.codec import decode
@@ -86,18 +87,35 @@ def outbox_events(sessions) -> Callable[[str | uuid.UUID], Awaitable[list[Envelo
     return read
 
 
+def bearer(subject: str, role: str) -> dict[str, str]:
+    """The Authorization header of a caller, its token minted as `make token` mints it."""
+    return {"Authorization": f"Bearer {mint_token(subject, role)}"}
+
+
+def client_of(app: Any, caller: tuple[str, str] | None) -> httpx.AsyncClient:
+    """An HTTP client that calls the app in process, as `caller` (subject, role), or with no token."""
+    headers = bearer(*caller) if caller else {}
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://service", headers=headers)
+
+
 @pytest.fixture(scope="session")
-def in_process_api() -> Callable[[Any], AbstractAsyncContextManager[httpx.AsyncClient]]:
-    """`async with in_process_api(app) as client`: the app's lifespan run as uvicorn would run it,
-    and an HTTP client that calls it in process."""
+def in_process_api() -> Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]:
+    """`async with in_process_api(app, caller=(subject, role)) as client`: the app's lifespan run as
+    uvicorn would run it, and an HTTP client that calls it in process with that caller's token."""
 
     @asynccontextmanager
-    async def serve(app: Any) -> AsyncIterator[httpx.AsyncClient]:
-        async with app.router.lifespan_context(app):
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://service") as client:
-                yield client
+    async def serve(app: Any, caller: tuple[str, str] | None = None) -> AsyncIterator[httpx.AsyncClient]:
+        async with app.router.lifespan_context(app), client_of(app, caller) as client:
+            yield client
 
     return serve
+
+
+@pytest.fixture(scope="session")
+def caller_of() -> Callable[[Any, str, str], httpx.AsyncClient]:
+    """`async with caller_of(app, subject, role) as client`: another caller of an app whose lifespan
+    runs (in_process_api)."""
+    return lambda app, subject, role: client_of(app, (subject, role))
 
 
 def new_topic_name() -> str:

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from order_service.adapters import event_store, projection
 from order_service.adapters.repository import envelope_for
 from order_service.domain import Order, OrderItem
@@ -125,7 +126,15 @@ def round_trips(sessions) -> Callable[[], AbstractContextManager[list[str]]]:
 
 
 @pytest.fixture(scope="session")
-async def api(order_settings: Settings, migrated: None, in_process_api) -> AsyncIterator[httpx.AsyncClient]:
+async def order_app(order_settings: Settings, migrated: None) -> AsyncIterator[FastAPI]:
     """The order HTTP API in process, its lifespan run as uvicorn would run it."""
-    async with in_process_api(create_app(order_settings)) as client:
+    app = create_app(order_settings)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture
+async def api(order_app: FastAPI, customer: str, caller_of) -> AsyncIterator[httpx.AsyncClient]:
+    """The order API called by the test's customer, with its own token."""
+    async with caller_of(order_app, customer, "customer") as client:
         yield client

@@ -5,9 +5,10 @@ exceptions in one table."""
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, FastAPI, Header, Query, Response, status
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Response, status
 from pydantic import Field
 from shared.api_types import EmptyIsAbsent, NonBlankText
+from shared.auth import Caller, Forbidden, Principal, Role, auth_responses, requires
 from shared.http import SessionDep, create_service_app, serve
 from shared.problems import Refusal, problem_responses
 
@@ -40,15 +41,37 @@ AsOf = Annotated[NonBlankText, Field(max_length=64)]
 
 router = APIRouter(prefix="/orders", tags=["orders"])
 
+# Who may do what (docs/security.md, Roles): a customer places, reads, lists and cancels its own
+# orders; support and admin read and list everyone's and change none.
+PlacingCustomer = Annotated[Principal, Depends(requires(Role.CUSTOMER))]
+NOT_A_CUSTOMER = "only a customer places and cancels orders, and only as itself"
+
+
+def _owner(caller: Principal) -> str | None:
+    """Whose orders the caller may see: a customer only its own (another's is a 404, so that its
+    existence does not leak); support and admin everyone's."""
+    return caller.subject if caller.role is Role.CUSTOMER else None
+
+
+def _placing_as(caller: Principal, body: PlaceOrderIn) -> str:
+    if body.customer_id is not None and body.customer_id != caller.subject:
+        raise Forbidden("customer_id is not the caller's: place orders as yourself (or leave customer_id out)")
+    return caller.subject
+
 
 @router.post(
     "",
     status_code=status.HTTP_202_ACCEPTED,
     responses=problem_responses(
-        {409: "the Idempotency-Key was used with a different body", 422: "the order breaks a rule (see `detail`)"}
+        {
+            **auth_responses(NOT_A_CUSTOMER + " (customer_id must be the caller's)"),
+            409: "the Idempotency-Key was used with a different body",
+            422: "the order breaks a rule (see `detail`)",
+        }
     ),
 )
 async def place_order(
+    caller: PlacingCustomer,
     body: PlaceOrderIn,
     session: SessionDep,
     response: Response,
@@ -57,15 +80,21 @@ async def place_order(
     ] = None,
 ) -> OrderOut:
     """Place an order; it stays PENDING until inventory and payment have answered."""
-    placed = await handlers.place_order(session, body.to_command(idempotency_key))
+    placed = await handlers.place_order(session, body.to_command(_placing_as(caller, body), idempotency_key))
     response.headers["Location"] = f"/orders/{placed.order.order_id}"
     if placed.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return OrderOut.of(placed.order)
 
 
-@router.get("", responses=problem_responses({422: "a cursor this API did not return"}))
+@router.get(
+    "",
+    responses=problem_responses(
+        {**auth_responses("a customer filtering on another customer"), 422: "a cursor this API did not return"}
+    ),
+)
 async def list_orders(
+    caller: Caller,
     session: SessionDep,
     customer_id: Annotated[CustomerId | None, Query()] = None,
     order_status: Annotated[OrderStatus | None, Query(alias="status")] = None,
@@ -74,7 +103,12 @@ async def list_orders(
         Cursor | None, EmptyIsAbsent, Query(description="`next_cursor` of the previous page; empty means none")
     ] = None,
 ) -> OrderPage:
-    """List orders, newest first, optionally of one customer and/or in one status."""
+    """List orders, newest first, optionally of one customer and/or in one status. A customer lists
+    only its own."""
+    owner = _owner(caller)
+    if owner is not None and customer_id not in (None, owner):
+        raise Forbidden("a customer lists only its own orders")
+    customer_id = owner or customer_id
     page = await queries.list_orders(session, limit=limit, customer_id=customer_id, status=order_status, cursor=cursor)
     return OrderPage(items=[OrderOut.of(order) for order in page.items], next_cursor=page.next_cursor)
 
@@ -83,13 +117,15 @@ async def list_orders(
     "/{order_id}",
     responses=problem_responses(
         {
-            404: "no such order (or it did not exist yet then)",
+            **auth_responses(),
+            404: "no such order (or it did not exist yet then, or it is another customer's)",
             422: "as_of is not an ISO-8601 time with an offset, or both as_of and version were given",
         }
     ),
 )
 async def get_order(
     order_id: UUID,
+    caller: Caller,
     session: SessionDep,
     as_of: Annotated[
         AsOf | None,
@@ -104,28 +140,36 @@ async def get_order(
     if as_of is not None and version is not None:
         raise _Unprocessable("give as_of or version, not both")
     if as_of is None and version is None:
-        return OrderOut.of(await queries.get_order(session, order_id))
+        return OrderOut.of(await queries.get_order(session, order_id, owner=_owner(caller)))
     try:
         moment = parse_as_of(as_of) if as_of is not None else None
     except ValueError as exc:
         raise _Unprocessable(str(exc)) from None
-    return OrderOut.of(await queries.get_order_at(session, order_id, version=version, as_of=moment))
+    return OrderOut.of(
+        await queries.get_order_at(session, order_id, version=version, as_of=moment, owner=_owner(caller))
+    )
 
 
-@router.get("/{order_id}/events", responses=problem_responses({404: "no such order"}))
-async def get_order_events(order_id: UUID, session: SessionDep) -> list[EventOut]:
+@router.get("/{order_id}/events", responses=problem_responses({**auth_responses(), 404: "no such order"}))
+async def get_order_events(order_id: UUID, caller: Caller, session: SessionDep) -> list[EventOut]:
     """The order's full event history, oldest first: its audit trail."""
-    return [EventOut.of(event) for event in await queries.get_history(session, order_id)]
+    return [EventOut.of(event) for event in await queries.get_history(session, order_id, owner=_owner(caller))]
 
 
 @router.post(
     "/{order_id}/cancel",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=problem_responses({404: "no such order", 409: "the order is already REJECTED or CANCELLED"}),
+    responses=problem_responses(
+        {
+            **auth_responses(NOT_A_CUSTOMER),
+            404: "no such order (or another customer's)",
+            409: "the order is already REJECTED or CANCELLED",
+        }
+    ),
 )
-async def cancel_order(order_id: UUID, session: SessionDep) -> OrderOut:
-    """Cancel an order; stock is released and a charge refunded by the other services."""
-    return OrderOut.of(await handlers.cancel_order(session, CancelOrder(order_id)))
+async def cancel_order(order_id: UUID, caller: PlacingCustomer, session: SessionDep) -> OrderOut:
+    """Cancel one of the caller's orders; stock is released and a charge refunded by the other services."""
+    return OrderOut.of(await handlers.cancel_order(session, CancelOrder(order_id, owner=caller.subject)))
 
 
 class _Unprocessable(Exception):

@@ -35,20 +35,19 @@ class PlaceOrderIn(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {"customer_id": "customer-42", "items": [{"sku": "SKU-1", "quantity": 2}], "payment_token": "tok_visa"}
-            ]
-        },
+        json_schema_extra={"examples": [{"items": [{"sku": "SKU-1", "quantity": 2}], "payment_token": "tok_visa"}]},
     )
 
-    customer_id: CustomerId
+    # The customer is the caller (the token's subject); the field may repeat it, never name another.
+    customer_id: CustomerId | None = Field(
+        default=None, description="Optional: the caller's own id (the token's subject); another is refused (403)"
+    )
     items: Annotated[list[LineIn], Field(min_length=1, max_length=MAX_LINES)]
     payment_token: PaymentToken
 
-    def to_command(self, idempotency_key: str | None) -> PlaceOrder:
+    def to_command(self, customer_id: str, idempotency_key: str | None) -> PlaceOrder:
         return PlaceOrder(
-            customer_id=self.customer_id,
+            customer_id=customer_id,
             items=merged_lines(self.items),
             payment_token=self.payment_token,
             idempotency_key=idempotency_key,

@@ -21,3 +21,5 @@ class PlaceOrder:
 @dataclass(frozen=True)
 class CancelOrder:
     order_id: UUID
+    # The customer asking: another customer's order is not found (None: anyone's, for the tests and tools).
+    owner: str | None = None

@@ -65,11 +65,12 @@ async def place_order(session: AsyncSession, command: PlaceOrder, now: datetime 
 
 
 async def cancel_order(session: AsyncSession, command: CancelOrder, now: datetime | None = None) -> ProjectedOrder:
-    """Cancel at the customer's request. Raises OrderNotFound or OrderNotCancellable."""
+    """Cancel at the customer's request. Raises OrderNotFound (also for another customer's order,
+    so that its existence does not leak) or OrderNotCancellable."""
     async with session.begin():
         orders = await lock_orders(session, [command.order_id])
         order = orders.get(command.order_id)
-        if order is None:
+        if order is None or command.owner not in (None, order.customer_id):
             raise OrderNotFound(command.order_id)
         order.cancel(now or utc_now())
         orders.record(order)

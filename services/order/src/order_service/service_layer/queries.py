@@ -1,4 +1,8 @@
-"""Reads: the projection for the current state, the event store for history and time travel."""
+"""Reads: the projection for the current state, the event store for history and time travel.
+
+`owner`: the customer asking, who may see only its own orders; another customer's order is an
+OrderNotFound like one that does not exist, with the same message, so that its existence does not
+leak. None reads any order (support, admin)."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,20 +25,23 @@ class Page:
     next_cursor: str | None
 
 
-async def get_order(session: AsyncSession, order_id: UUID) -> ProjectedOrder:
+async def get_order(session: AsyncSession, order_id: UUID, *, owner: str | None = None) -> ProjectedOrder:
     found = await projection.get(session, order_id)
-    if found is None:
+    if found is None or owner not in (None, found.customer_id):
         raise OrderNotFound(order_id)
     return found
 
 
 async def get_order_at(
-    session: AsyncSession, order_id: UUID, *, version: int | None = None, as_of: datetime | None = None
+    session: AsyncSession,
+    order_id: UUID,
+    *,
+    version: int | None = None,
+    as_of: datetime | None = None,
+    owner: str | None = None,
 ) -> ProjectedOrder:
     """The order as it was after `version` events or at time `as_of`, folded from the event store."""
-    history = await event_store.history(session, order_id)
-    if not history:
-        raise OrderNotFound(order_id)
+    history = await _owned_history(session, order_id, owner)
     if version is not None and version > history[-1].version:
         raise OrderNotFound(
             order_id, f"order {order_id} has no version {version} (its latest is {history[-1].version})"
@@ -45,10 +52,21 @@ async def get_order_at(
     return projection.project(order)
 
 
-async def get_history(session: AsyncSession, order_id: UUID) -> list[StoredEvent]:
+async def get_history(session: AsyncSession, order_id: UUID, *, owner: str | None = None) -> list[StoredEvent]:
+    return await _owned_history(session, order_id, owner)
+
+
+async def _owned_history(session: AsyncSession, order_id: UUID, owner: str | None) -> list[StoredEvent]:
+    """The order's stored events, if it exists and `owner` may see it. Ownership is checked on the
+    whole history (its latest state), before any time travel: an earlier moment of another
+    customer's order must be refused the same way as the order itself."""
     history = await event_store.history(session, order_id)
     if not history:
         raise OrderNotFound(order_id)
+    if owner is not None:
+        latest = state_at(event_store.recorded_history(history))
+        if latest is None or latest.customer_id != owner:
+            raise OrderNotFound(order_id)
     return history
 
 
