@@ -11,6 +11,7 @@ from contextlib import AbstractContextManager, contextmanager
 import httpx
 import pytest
 from aiokafka.structs import ConsumerRecord
+from fastapi import FastAPI
 from inventory_service.domain import CatalogEntry
 from inventory_service.entrypoints.api import create_app
 from inventory_service.service_layer import queries
@@ -168,7 +169,15 @@ def reservation(sessions) -> Callable[[uuid.UUID], Awaitable[ReservationView | N
 
 
 @pytest.fixture(scope="session")
-async def api(settings: Settings, migrated: None, in_process_api) -> AsyncIterator[httpx.AsyncClient]:
+async def inventory_app(settings: Settings, migrated: None) -> AsyncIterator[FastAPI]:
     """The inventory's HTTP API in process, its lifespan run as uvicorn would run it."""
-    async with in_process_api(create_app(settings)) as client:
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture(scope="session")
+async def api(inventory_app: FastAPI, caller_of) -> AsyncIterator[httpx.AsyncClient]:
+    """The inventory's API called by an admin (who may write the catalog)."""
+    async with caller_of(inventory_app, "admin-it", "admin") as client:
         yield client

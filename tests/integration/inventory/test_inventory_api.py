@@ -161,3 +161,44 @@ async def test_the_openapi_document_describes_every_route(api):
     assert {"/products/{sku}", "/products/{sku}/restock", "/reservations/{order_id}"} <= set(paths)
     assert paths["/products/{sku}"]["put"]["summary"]
     assert paths["/products/{sku}"]["put"]["description"].startswith("Create or replace")
+
+
+@pytest.fixture
+async def customer_client(inventory_app, caller_of):
+    async with caller_of(inventory_app, "it-customer", "customer") as client:
+        yield client
+
+
+@pytest.fixture
+async def support_client(inventory_app, caller_of):
+    async with caller_of(inventory_app, "it-support", "support") as client:
+        yield client
+
+
+async def test_only_an_admin_writes_the_catalog_or_restocks(api, customer_client, support_client, new_sku):
+    sku = new_sku()
+    await api.put(f"/products/{sku}", json=entry(unit_price=1250))
+
+    for client in (customer_client, support_client):
+        repriced = await client.put(f"/products/{sku}", json=entry(unit_price=0))
+        restocked = await client.post(f"/products/{sku}/restock", json={"quantity": 5})
+        assert repriced.status_code == restocked.status_code == 403
+        assert repriced.json()["type"] == "urn:problem:forbidden" and "needs admin" in repriced.json()["detail"]
+
+    product = (await customer_client.get(f"/products/{sku}")).json()  # any caller reads the catalog
+    assert (product["unit_price"], product["available"]) == (1250, 10)
+
+
+async def test_reservations_are_for_support_and_admin_only(
+    api, customer_client, support_client, new_sku, add_product, order_created, handle
+):
+    sku = new_sku()
+    await add_product(sku, available=5)
+    order_id = uuid.uuid4()
+    await handle(order_created({sku: 1}, order_id=order_id))
+
+    refused = await customer_client.get(f"/reservations/{order_id}")
+
+    assert refused.status_code == 403
+    assert (await support_client.get(f"/reservations/{order_id}")).json()["status"] == "RESERVED"
+    assert (await api.get(f"/reservations/{order_id}")).status_code == 200  # api: admin

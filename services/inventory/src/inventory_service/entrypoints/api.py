@@ -5,7 +5,8 @@ a query and call the service layer, which owns the transaction; refusals are RFC
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, FastAPI, Path, Response, status
+from fastapi import APIRouter, Depends, FastAPI, Path, Response, status
+from shared.auth import Role, auth_responses, authenticated, requires
 from shared.events.base import Sku
 from shared.http import SessionDep, create_service_app, serve
 from shared.problems import Refusal, problem_responses
@@ -23,15 +24,22 @@ SkuPath = Annotated[
 
 router = APIRouter()
 
+# Who may do what (docs/security.md, Roles): an admin writes the catalog; any authenticated caller
+# reads it (the storefront shows prices); support and admin read reservations.
+ADMIN_ONLY = [Depends(requires(Role.ADMIN))]
+ANY_CALLER = [Depends(authenticated)]
+STAFF_ONLY = [Depends(requires(Role.SUPPORT, Role.ADMIN))]
+
 
 @router.put(
     "/products/{sku}",
     tags=["catalog"],
     response_model=ProductOut,
+    dependencies=ADMIN_ONLY,
     responses={
         201: {"model": ProductOut, "description": "created"},
         200: {"description": "replaced"},
-        **problem_responses({422: "the entry makes no sense (see `detail`)"}),
+        **problem_responses({**auth_responses("only an admin writes the catalog"), 422: "the entry makes no sense"}),
     },
 )
 async def put_product(sku: SkuPath, body: ProductIn, session: SessionDep, response: Response) -> ProductOut:
@@ -45,7 +53,14 @@ async def put_product(sku: SkuPath, body: ProductIn, session: SessionDep, respon
     "/products/{sku}/restock",
     tags=["catalog"],
     response_model=ProductOut,
-    responses=problem_responses({404: "no product with this SKU", 422: "the stock would exceed its limit"}),
+    dependencies=ADMIN_ONLY,
+    responses=problem_responses(
+        {
+            **auth_responses("only an admin restocks"),
+            404: "no product with this SKU",
+            422: "the stock would exceed its limit",
+        }
+    ),
 )
 async def restock(sku: SkuPath, body: RestockIn, session: SessionDep) -> ProductOut:
     """Add units to a product's available stock."""
@@ -53,7 +68,11 @@ async def restock(sku: SkuPath, body: RestockIn, session: SessionDep) -> Product
 
 
 @router.get(
-    "/products/{sku}", tags=["catalog"], response_model=ProductOut, responses=problem_responses({404: "no such SKU"})
+    "/products/{sku}",
+    tags=["catalog"],
+    response_model=ProductOut,
+    dependencies=ANY_CALLER,
+    responses=problem_responses({**auth_responses(), 404: "no such SKU"}),
 )
 async def get_product(sku: SkuPath, session: SessionDep) -> ProductOut:
     """A catalog entry with its available, reserved and sold units."""
@@ -64,7 +83,10 @@ async def get_product(sku: SkuPath, session: SessionDep) -> ProductOut:
     "/reservations/{order_id}",
     tags=["reservations"],
     response_model=ReservationOut,
-    responses=problem_responses({404: "inventory has no reservation for this order (yet)"}),
+    dependencies=STAFF_ONLY,
+    responses=problem_responses(
+        {**auth_responses("only support and admin read reservations"), 404: "no reservation for this order (yet)"}
+    ),
 )
 async def get_reservation(order_id: UUID, session: SessionDep) -> ReservationOut:
     """What inventory holds for an order, and whether it was reserved, sold, released or failed."""
