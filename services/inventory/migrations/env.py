@@ -1,4 +1,4 @@
-"""Alembic environment of the inventory schema: runs as the service's role, inside its schema."""
+"""Alembic environment of the inventory schema: runs as its owner role (INVENTORY_MIGRATION_DATABASE_URL), inside it."""
 
 from inventory_service.adapters.tables import metadata
 from inventory_service.settings import Settings

@@ -1,4 +1,4 @@
-"""Alembic runs this: migrate the `orders` schema as the order service's own role."""
+"""Alembic runs this: migrate the `orders` schema as its owner role (ORDER_MIGRATION_DATABASE_URL)."""
 
 from logging.config import fileConfig
 

@@ -1,4 +1,4 @@
-"""Alembic environment of the payments schema: runs as the service's role, inside its schema."""
+"""Alembic environment of the payments schema: runs as its owner role (PAYMENT_MIGRATION_DATABASE_URL), inside it."""
 
 from payment_service.adapters.tables import metadata
 from payment_service.settings import Settings

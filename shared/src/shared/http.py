@@ -1,6 +1,7 @@
 """What every service's HTTP API has alike: lifespan wiring, health probes, metrics, a session
-dependency, request metrics, one error contract (RFC 9457 problems, `shared.problems`) and bearer
-token verification (`shared.auth`; health and metrics stay open)."""
+dependency, request metrics, one error contract (RFC 9457 problems, `shared.problems`), a ceiling on
+request bodies (`shared.body_limit`) and bearer token verification (`shared.auth`; health and
+metrics stay open)."""
 
 import asyncio
 import time
@@ -20,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.api_docs import install_offline_docs
 from shared.auth import install_auth_problems, verifier_from
+from shared.body_limit import BodySizeLimit
 from shared.db import create_engine, create_session_factory
 from shared.logging import configure_logging
 from shared.metrics import HTTP_REQUEST_SECONDS, HTTP_REQUESTS
@@ -84,6 +86,7 @@ def create_service_app(
     install_problem_handlers(app, refusals or {})
     install_auth_problems(app)
     _document_problems(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.http_max_body_bytes)  # before anything reads the body
     app.add_middleware(RequestMetrics, service=settings.service_name)  # outermost: sees every answer
     return app
 
@@ -205,7 +208,7 @@ def serve(app_factory: str, settings: ServiceSettings) -> None:
     uvicorn.run(
         app_factory,
         factory=True,
-        host="0.0.0.0",
+        host=settings.http_host,
         port=settings.http_port,
         log_config=None,
         access_log=False,

@@ -1,5 +1,7 @@
 """Prometheus metrics of the shared machinery. Names are what infra/monitoring's dashboards query."""
 
+from wsgiref.simple_server import WSGIServer
+
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 EVENTS_PUBLISHED = Counter(
@@ -38,6 +40,8 @@ HTTP_REQUESTS = Counter("http_requests", "HTTP requests", ["service", "method", 
 HTTP_REQUEST_SECONDS = Histogram("http_request_seconds", "HTTP request latency", ["service", "method", "route"])
 
 
-def serve_metrics(port: int) -> None:
-    """Expose /metrics for a process that has no HTTP server of its own (relay, worker)."""
-    start_http_server(port, addr="0.0.0.0")
+def serve_metrics(port: int, host: str) -> WSGIServer:
+    """Expose /metrics for a process that has no HTTP server of its own (relay, worker), on `host`
+    (the settings' metrics_host: loopback unless a deployment's scraper needs another address)."""
+    server, _ = start_http_server(port, addr=host)
+    return server

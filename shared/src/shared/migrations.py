@@ -1,7 +1,9 @@
 """Alembic's online migration run, written once: each service's `env.py` calls `run_migrations`.
 
-Migrations run as the service's own role, inside its own schema (the alembic_version table too), and
-wait for the database first, so a service's pre-start step can run them while Postgres is starting.
+Migrations run as the schema's owner role (`migration_database_url`), never as the role the service
+runs as, which may not change its schema (infra/postgres/init.sql); inside the service's own schema
+(the alembic_version table too); and they wait for the database first, so a service's pre-start step
+can run them while Postgres is starting.
 """
 
 import asyncio
@@ -20,7 +22,7 @@ WAIT_FOR_DATABASE_S = 60
 def run_migrations(settings: ServiceSettings, target_metadata: MetaData) -> None:
     if context.is_offline_mode():
         context.configure(
-            url=settings.database_url,
+            url=owner_url(settings),
             target_metadata=target_metadata,
             version_table_schema=settings.db_schema,
             literal_binds=True,
@@ -31,9 +33,25 @@ def run_migrations(settings: ServiceSettings, target_metadata: MetaData) -> None
     asyncio.run(_run_online(settings, target_metadata))
 
 
+def owner_url(settings: ServiceSettings) -> str:
+    if settings.migration_database_url is None:
+        prefix = settings.model_config.get("env_prefix", "")
+        raise RuntimeError(
+            f"migrations run as the schema's owner: set {prefix}MIGRATION_DATABASE_URL (docs/runbook.md)"
+        )
+    return settings.migration_database_url
+
+
 async def _run_online(settings: ServiceSettings, target_metadata: MetaData) -> None:
     engine = create_async_engine(
-        settings.database_url, connect_args={"server_settings": {"search_path": settings.db_schema}}
+        owner_url(settings),
+        connect_args={
+            "ssl": settings.db_ssl,
+            "server_settings": {
+                "search_path": settings.db_schema,
+                "application_name": f"{settings.service_name}-migrate",
+            },
+        },
     )
     deadline = time.monotonic() + WAIT_FOR_DATABASE_S
     try:

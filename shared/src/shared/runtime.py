@@ -41,7 +41,7 @@ def run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> Non
 
 def relay_main(settings: ServiceSettings) -> None:
     configure_logging(settings.service_name, "relay", level=settings.log_level, fmt=settings.log_format)
-    serve_metrics(settings.relay_metrics_port)
+    serve_metrics(settings.relay_metrics_port, settings.metrics_host)
 
     async def main(stop: asyncio.Event) -> None:
         await ensure_topics(settings.kafka_bootstrap_servers)
@@ -92,5 +92,5 @@ def worker_main(
 ) -> None:
     """The worker process: logging, metrics, and `run_worker` until SIGTERM."""
     configure_logging(settings.service_name, "worker", level=settings.log_level, fmt=settings.log_format)
-    serve_metrics(settings.worker_metrics_port)
+    serve_metrics(settings.worker_metrics_port, settings.metrics_host)
     run_until_signalled(lambda stop: run_worker(settings, consumption, topics, stop, background=background))

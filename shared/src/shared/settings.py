@@ -4,10 +4,16 @@
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOCAL_KAFKA = "127.0.0.1:9092,127.0.0.1:9094,127.0.0.1:9096"
+
+
+def outside_production(value: str) -> Any:
+    """A field's default in development and test; in production the field is None unless it is set.
+    For a secret the local stack may assume but a deployment gives only to the process that needs it."""
+    return Field(default_factory=lambda data: None if data.get("environment") == "production" else value)
 
 
 class ServiceSettings(BaseSettings):
@@ -27,9 +33,21 @@ class ServiceSettings(BaseSettings):
     # only costs CPU (measured: docs/numbers.md); a deployment whose database is on another host
     # sets require or verify-full, and production refuses less.
     db_ssl: Literal["disable", "prefer", "require", "verify-ca", "verify-full"] = "disable"
+    # The schema owner's URL: the migrations run as it (DDL), the API, relay and worker as database_url's
+    # role (DML only; infra/postgres/init.sql). Only the migration step needs it: a service's default
+    # (`outside_production`) is none in production, so no runtime process holds the owner's password.
+    migration_database_url: str | None = None
 
     kafka_bootstrap_servers: str = LOCAL_KAFKA
     http_port: int
+    # Where the API, and the relay's and worker's metrics, listen. Loopback by default: nothing answers
+    # another machine unless a deployment says so (compose's containers listen on 0.0.0.0 inside their
+    # network and publish on the host's loopback only).
+    http_host: str = "127.0.0.1"
+    metrics_host: str = "127.0.0.1"
+    # The largest request body an API reads (shared.body_limit): a larger one is refused with a
+    # 413 before anything parses it. The largest legitimate body, an order of 50 lines, is under 8 KiB.
+    http_max_body_bytes: int = Field(default=64 * 1024, ge=1)
 
     # Bearer tokens (shared.auth): who signs them (iss), whom they are for (aud), and where the public
     # key is: the identity provider's JWKS URL, or else a PEM file (relative to the working
@@ -95,6 +113,9 @@ class ServiceSettings(BaseSettings):
     def _no_development_passwords_in_production(self) -> "ServiceSettings":
         if self.environment == "production" and f":{self.service_name}_svc@" in self.database_url:
             raise ValueError("database_url uses the development password; set a real one in production")
+        owner_url = self.migration_database_url or ""
+        if self.environment == "production" and f":{self.service_name}_owner@" in owner_url:
+            raise ValueError("migration_database_url uses the development password; set a real one in production")
         if self.environment == "production" and self.db_ssl in ("disable", "prefer"):
             raise ValueError("db_ssl must be require, verify-ca or verify-full in production")
         return self

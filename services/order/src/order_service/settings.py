@@ -2,7 +2,7 @@
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
-from shared.settings import ServiceSettings
+from shared.settings import ServiceSettings, outside_production
 
 
 class Settings(ServiceSettings):
@@ -10,6 +10,9 @@ class Settings(ServiceSettings):
 
     service_name: str = "order"
     database_url: str = "postgresql+asyncpg://order_svc:order_svc@127.0.0.1:5433/ecommerce"
+    migration_database_url: str | None = outside_production(
+        "postgresql+asyncpg://order_owner:order_owner@127.0.0.1:5433/ecommerce"
+    )
     db_schema: str = "orders"
     http_port: int = 8001
     relay_metrics_port: int = 9111

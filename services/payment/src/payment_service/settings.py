@@ -4,7 +4,7 @@ from pathlib import Path
 
 from pydantic import model_validator
 from pydantic_settings import SettingsConfigDict
-from shared.settings import ServiceSettings
+from shared.settings import ServiceSettings, outside_production
 
 
 class Settings(ServiceSettings):
@@ -12,6 +12,9 @@ class Settings(ServiceSettings):
 
     service_name: str = "payment"
     database_url: str = "postgresql+asyncpg://payment_svc:payment_svc@127.0.0.1:5433/ecommerce"
+    migration_database_url: str | None = outside_production(
+        "postgresql+asyncpg://payment_owner:payment_owner@127.0.0.1:5433/ecommerce"
+    )
     db_schema: str = "payments"
     http_port: int = 8002
     relay_metrics_port: int = 9121
