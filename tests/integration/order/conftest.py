@@ -18,6 +18,7 @@ from order_service.entrypoints.api import create_app
 from order_service.service_layer import handlers
 from order_service.service_layer.commands import Line, PlaceOrder
 from order_service.settings import Settings
+from sealed_tokens import sealer
 from shared.db import driver_connection
 from shared.events import Envelope
 from shared.events.base import utc_now
@@ -59,7 +60,7 @@ def place(sessions, customer) -> Callable[..., Awaitable[uuid.UUID]]:
         )
         async with sessions() as session:
             event.listen(session.sync_session, "before_commit", _unpublishable)
-            placed = await handlers.place_order(session, command)
+            placed = await handlers.place_order(session, command, sealer())
         return placed.order.order_id
 
     return run

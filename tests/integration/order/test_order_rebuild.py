@@ -19,6 +19,7 @@ from order_service.domain import OrderStatus
 from order_service.service_layer import handlers, unit_of_work
 from order_service.service_layer.commands import CancelOrder, Line, PlaceOrder
 from order_service.service_layer.rebuild import TopicHistories, fold, rebuild_from_store, rebuild_from_topic
+from sealed_tokens import sealer
 from shared.db import asyncpg_dsn, create_engine
 from shared.events import Envelope, PricedLine, StockReserved
 from shared.events.base import utc_now
@@ -52,7 +53,7 @@ async def scratch(order_settings, migrated) -> AsyncIterator[async_sessionmaker[
 
 async def place(sessions, customer: str = "it-rebuild") -> uuid.UUID:
     async with sessions() as session:
-        placed = await handlers.place_order(session, PlaceOrder(customer, (Line("SKU-1", 2),), "tok_visa"))
+        placed = await handlers.place_order(session, PlaceOrder(customer, (Line("SKU-1", 2),), "tok_visa"), sealer())
     return placed.order.order_id
 
 

@@ -13,6 +13,7 @@ from order_service.service_layer import handlers, queries
 from order_service.service_layer.commands import CancelOrder, Line, PlaceOrder
 from order_service.service_layer.errors import IdempotencyKeyReused, OrderNotFound
 from order_service.service_layer.unit_of_work import OrderBatch, lock_orders
+from sealed_tokens import sealer
 from shared.events import (
     Envelope,
     PaymentFailed,
@@ -203,7 +204,7 @@ async def test_placing_an_order_is_one_statement_in_its_transaction_and_a_replay
 
     async def place(command: PlaceOrder) -> handlers.Placed:
         async with sessions() as session:
-            return await handlers.place_order(session, command)
+            return await handlers.place_order(session, command, sealer())
 
     with round_trips() as first:
         placed = await place(command)

@@ -1,5 +1,7 @@
 """The order service's settings: environment variables prefixed ORDER_, defaults fit the local stack."""
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 from shared.settings import ServiceSettings, outside_production
@@ -17,6 +19,11 @@ class Settings(ServiceSettings):
     http_port: int = 8001
     relay_metrics_port: int = 9111
     worker_metrics_port: int = 9112
+
+    # The payment service's public key (raw X25519, 32 bytes): every payment token is sealed to it
+    # before the order, its events or its outbox see it, so only the payment service can read one.
+    # Relative paths are from the working directory: the repository root under `make up`.
+    payment_token_public_key_file: Path = Path(".run/keys/payment-token.pub")
 
     # The saga deadline: an order still PENDING or AWAITING_PAYMENT this long after it was placed is
     # cancelled with reason saga_timeout, which releases its stock and refunds or voids its payment.

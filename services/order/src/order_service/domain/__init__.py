@@ -12,6 +12,7 @@ from .order import (
     OrderStatus,
     RecordedEvent,
     RequestedLine,
+    require_payment_token,
     state_at,
 )
 
@@ -31,5 +32,6 @@ __all__ = [
     "OrderStatus",
     "RecordedEvent",
     "RequestedLine",
+    "require_payment_token",
     "state_at",
 ]

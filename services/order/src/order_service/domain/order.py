@@ -132,12 +132,12 @@ class Order:
         payment_token: str,
         now: datetime,
     ) -> "Order":
-        """A new PENDING order with its OrderCreated pending. Raises InvalidOrder."""
+        """A new PENDING order with its OrderCreated pending. Raises InvalidOrder. `payment_token` is
+        the token as the payment service will read it: sealed to its key, opaque here."""
         require_aware(now)
         lines = _validated_lines(items)
         _validate_customer_id(customer_id)
-        if not payment_token.strip():
-            raise InvalidOrder("a payment token is required")
+        require_payment_token(payment_token)
         order = cls(order_id)
         order._record(
             OrderCreated(
@@ -327,6 +327,14 @@ def _validated_lines(items: Sequence[RequestedLine]) -> tuple[OrderLine, ...]:
         except ValueError:
             raise InvalidOrder(f"{item.sku!r} is not a valid SKU") from None
     return tuple(lines)
+
+
+def require_payment_token(payment_token: str) -> str:
+    """The token, if there is one. Raises InvalidOrder. The service layer asks before it seals the
+    token (a sealed blank is not blank); an order holds only the sealed token."""
+    if not payment_token.strip():
+        raise InvalidOrder("a payment token is required")
+    return payment_token
 
 
 def _validate_customer_id(customer_id: str) -> None:

@@ -5,12 +5,13 @@ exceptions in one table."""
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Response, status
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response, status
 from pydantic import Field
 from shared.api_types import EmptyIsAbsent, NonBlankText
 from shared.auth import Caller, Forbidden, Principal, Role, auth_responses, requires
 from shared.http import SessionDep, create_service_app, serve
 from shared.problems import Refusal, problem_responses
+from shared.sealing import Sealer
 
 from order_service.domain import ConcurrencyConflict, InvalidOrder, OrderNotCancellable, OrderStatus
 from order_service.service_layer import handlers, queries
@@ -59,6 +60,15 @@ def _placing_as(caller: Principal, body: PlaceOrderIn) -> str:
     return caller.subject
 
 
+def token_sealer(request: Request) -> Sealer:
+    """Seals payment tokens to the payment service's public key (read when the app is made)."""
+    sealer: Sealer = request.app.state.token_sealer
+    return sealer
+
+
+TokenSealerDep = Annotated[Sealer, Depends(token_sealer)]
+
+
 @router.post(
     "",
     status_code=status.HTTP_202_ACCEPTED,
@@ -74,13 +84,14 @@ async def place_order(
     caller: PlacingCustomer,
     body: PlaceOrderIn,
     session: SessionDep,
+    sealer: TokenSealerDep,
     response: Response,
     idempotency_key: Annotated[
         IdempotencyKey | None, Header(alias="Idempotency-Key", description=IDEMPOTENCY_KEY_DOC)
     ] = None,
 ) -> OrderOut:
     """Place an order; it stays PENDING until inventory and payment have answered."""
-    placed = await handlers.place_order(session, body.to_command(_placing_as(caller, body), idempotency_key))
+    placed = await handlers.place_order(session, body.to_command(_placing_as(caller, body), idempotency_key), sealer)
     response.headers["Location"] = f"/orders/{placed.order.order_id}"
     if placed.replayed:
         response.headers["Idempotent-Replayed"] = "true"
@@ -188,9 +199,14 @@ REFUSALS = {
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    return create_service_app(
-        settings or Settings(), title="Order service", description=DESCRIPTION, routers=[router], refusals=REFUSALS
+    settings = settings or Settings()
+    app = create_service_app(
+        settings, title="Order service", description=DESCRIPTION, routers=[router], refusals=REFUSALS
     )
+    # Read now: without the payment service's public key the API does not start, rather than
+    # refusing every order (or, worse, keeping a token unsealed).
+    app.state.token_sealer = Sealer.from_file(settings.payment_token_public_key_file)
+    return app
 
 
 def main() -> None:

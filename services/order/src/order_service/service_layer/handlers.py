@@ -21,13 +21,14 @@ from shared.events import (
 )
 from shared.events.base import utc_now
 from shared.logging import get_logger
+from shared.sealing import Sealer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from order_service.adapters import idempotency, projection
 from order_service.adapters.idempotency import Claim
 from order_service.adapters.projection import ProjectedOrder
 from order_service.adapters.repository import insert_new
-from order_service.domain import CorruptHistory, Order, OrderEvent
+from order_service.domain import CorruptHistory, Order, OrderEvent, require_payment_token
 
 from .commands import CancelOrder, PlaceOrder
 from .errors import IdempotencyKeyReused, OrderNotFound
@@ -46,10 +47,17 @@ class Placed:
 # -- commands (the API) ---------------------------------------------------------------------------
 
 
-async def place_order(session: AsyncSession, command: PlaceOrder, now: datetime | None = None) -> Placed:
+async def place_order(
+    session: AsyncSession, command: PlaceOrder, sealer: Sealer, now: datetime | None = None
+) -> Placed:
     """A new PENDING order and its OrderCreated. Raises InvalidOrder (nothing is written) or
-    IdempotencyKeyReused."""
-    order = Order.place(uuid4(), command.customer_id, command.items, command.payment_token, now or utc_now())
+    IdempotencyKeyReused.
+
+    The payment token is sealed to the payment service's key first: the order, its event store, its
+    outbox (so `order-events`, its DLT and inventory) hold only the sealed box, which only the
+    payment service can open."""
+    sealed_token = sealer.seal(require_payment_token(command.payment_token))
+    order = Order.place(uuid4(), command.customer_id, command.items, sealed_token, now or utc_now())
     key = command.idempotency_key
     claim = None if key is None else Claim(key, request_hash(command), order.order_id)
     async with session.begin():
