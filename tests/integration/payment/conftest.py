@@ -25,6 +25,7 @@ from payment_service.entrypoints.api import create_app
 from payment_service.entrypoints.executor import GatewayExecutor
 from payment_service.service_layer.unit_of_work import open_batch
 from payment_service.settings import Settings
+from sealed_tokens import opener, opener_for, sealed
 from shared.events import Envelope, Event, OrderCancelled, OrderCreated, OrderLine, PricedLine, StockReserved
 from shared.events.base import utc_now
 from sqlalchemy import select
@@ -117,7 +118,9 @@ def sessions(settings: Settings, service_sessions) -> async_sessionmaker[AsyncSe
 @pytest.fixture
 def executor(settings, sessions, gateway, fault_file, gateway_name) -> GatewayExecutor:
     """The test's executor, not running: drive it with `settle()`, or start it with `running_executor`."""
-    return GatewayExecutor(settings, sessions, FaultSwitch(gateway, fault_file), gateway_name=gateway_name)
+    return GatewayExecutor(
+        settings, sessions, FaultSwitch(gateway, fault_file), gateway_name=gateway_name, opener=opener()
+    )
 
 
 @pytest.fixture
@@ -152,7 +155,8 @@ def in_batch(sessions, gateway_name, executor) -> Callable[..., Awaitable[None]]
             async with session.begin():
                 batch = await open_batch(session, [envelope for _, envelope in handled])
                 for handler, envelope in handled:
-                    await handler(batch, envelope, gateway=gateway_name, on_intent=executor.wake)
+                    options = opener_for(handler)
+                    await handler(batch, envelope, gateway=gateway_name, on_intent=executor.wake, **options)
                 await batch.flush()
             batch.committed()
 
@@ -195,13 +199,17 @@ def incoming(event: Event) -> Envelope:
 
 @pytest.fixture
 def order_created() -> Callable[..., Envelope]:
+    seals: dict[tuple[UUID, str], str] = {}
+
     def build(order_id: UUID, token: str = "tok_visa") -> Envelope:
+        """`token` sealed as the order service seals it: once per order, as its one OrderCreated
+        carries one sealed box however often it is delivered (each sealing gives another box)."""
         return incoming(
             OrderCreated(
                 order_id=order_id,
                 customer_id="customer-it",
                 items=(OrderLine(sku="MUG-BLUE", quantity=2),),
-                payment_token=token,
+                payment_token=seals.setdefault((order_id, token), sealed(token)),
                 created_at=utc_now(),
             )
         )

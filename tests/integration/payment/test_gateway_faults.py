@@ -13,6 +13,7 @@ from payment_service.service_layer import gateway_calls
 from payment_service.service_layer.handlers import cancel_payment, record_order, record_reservation
 from payment_service.service_layer.unit_of_work import open_batch
 from prometheus_client import REGISTRY
+from sealed_tokens import opener, opener_for
 
 pytestmark = pytest.mark.infra
 
@@ -40,7 +41,7 @@ async def test_a_charge_whose_recording_died_is_refunded_when_the_cancellation_c
     gateway.freeze_after_charge = True
 
     (claim,) = await gateway_calls.claim_due(sessions, gateway_name, settings, limit=10)
-    dying = asyncio.create_task(gateway_calls.call_gateway(gateway, claim, settings))
+    dying = asyncio.create_task(gateway_calls.call_gateway(gateway, claim, settings, opener()))
     await gateway.charged.wait()
     dying.cancel()  # the process dies: the money moved, the answer is never recorded
     with pytest.raises(asyncio.CancelledError):
@@ -173,7 +174,7 @@ async def test_a_committed_intent_wakes_the_executor_at_once_without_waiting_for
             async with sessions() as session:
                 async with session.begin():
                     batch = await open_batch(session, [envelope])
-                    await handler(batch, envelope, gateway=gateway_name, on_intent=executor.wake)
+                    await handler(batch, envelope, gateway=gateway_name, on_intent=executor.wake, **opener_for(handler))
                     await batch.flush()
                 batch.committed()
 

@@ -35,7 +35,7 @@ async def execute(payment: Payment, now: datetime) -> list[Event]:
     call = payment.claim(now, LEASE)
     if isinstance(call, ChargeCall):
         charge = await gateway.charge(
-            token=call.token, amount=call.amount, currency=call.currency, idempotency_key=call.idempotency_key
+            token=call.sealed_token, amount=call.amount, currency=call.currency, idempotency_key=call.idempotency_key
         )
         return payment.record_charge(charge, now)
     refund = await gateway.refund(
@@ -295,7 +295,7 @@ async def test_a_refused_refund_ends_refund_refused_for_a_human_with_the_reason(
 # -- the test cards ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("token", ["tok_visa", "tok_mastercard", "tok_amex"])
+@pytest.mark.parametrize("token", ["tok_visa", "tok_mastercard", "tok_amex", "tok_visa_3f9a2c"])
 async def test_the_approving_test_cards_are_charged(token):
     [event] = await execute(charging(token), at(1))
     assert isinstance(event, PaymentProcessed)
@@ -307,7 +307,10 @@ async def test_the_approving_test_cards_are_charged(token):
         ("tok_chargeDeclined", "card_declined"),
         ("tok_chargeDeclinedInsufficientFunds", "insufficient_funds"),
         ("tok_chargeDeclinedExpiredCard", "expired_card"),
+        ("tok_chargeDeclined_3f9a2c", "card_declined"),
+        ("tok_chargeDeclinedInsufficientFunds_3f9a2c", "insufficient_funds"),
         ("tok_somethingElse", "invalid_token"),
+        ("tok_visa3f9a2c", "invalid_token"),
     ],
 )
 async def test_the_declining_test_cards_fail_with_their_reason_and_are_never_charged_again(token, reason):
@@ -391,3 +394,39 @@ def test_a_gateway_answer_must_be_complete():
         RefundResult(refunded=True)
     with pytest.raises(ValueError):
         RefundResult(refunded=False)
+
+
+# -- the token is kept only while a charge may still need it ----------------------------------------
+
+
+@pytest.mark.parametrize("token", ["tok_visa", "tok_chargeDeclined"])
+async def test_the_token_is_forgotten_once_the_charge_is_answered_approved_or_declined(token):
+    payment = charging(token)
+    await execute(payment, at(1))
+    assert payment.status in (PaymentStatus.CHARGED, PaymentStatus.DECLINED)
+    assert payment.payment_token is None
+
+
+async def test_a_refund_needs_no_token():
+    payment = charging()
+    await execute(payment, at(1))
+    payment.cancel(at(2))
+    [refunded] = await settle(payment, at(3))
+    assert isinstance(refunded, RefundIssued) and payment.payment_token is None
+
+
+def test_a_voided_payment_forgets_its_token_and_keeps_none_told_later():
+    known_first = Payment(uuid4())
+    known_first.record_order("tok_visa")
+    known_first.cancel(at(1))
+    told_later = Payment(uuid4())
+    told_later.cancel(at(1))
+    told_later.record_order("tok_visa")
+    assert known_first.payment_token is None and told_later.payment_token is None
+
+
+async def test_a_token_told_again_after_the_charge_is_not_kept():
+    payment = charging()
+    await execute(payment, at(1))
+    payment.record_order("tok_visa")  # OrderCreated redelivered after its dedup row was purged
+    assert payment.payment_token is None and payment.status is PaymentStatus.CHARGED

@@ -20,6 +20,11 @@ class Settings(ServiceSettings):
     relay_metrics_port: int = 9121
     worker_metrics_port: int = 9122
 
+    # The private half of the key the order service seals payment tokens to (raw X25519, 32 bytes):
+    # only this service holds it. Losing it makes every sealed token unreadable (docs/security.md).
+    # Relative paths are from the working directory: the repository root under `make up`.
+    payment_token_private_key_file: Path = Path(".run/keys/payment-token.key")
+
     # "test": the built-in TestCardGateway (moves no money). Otherwise "package.module:factory", a
     # callable taking these settings and returning a PaymentGateway: how a real gateway plugs in.
     gateway: str = "test"

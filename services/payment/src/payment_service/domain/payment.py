@@ -25,7 +25,7 @@ gateway may have charged already, so the answer decides (charged: refund at once
           `--cancel--> VOIDED             `--declined--> DECLINED
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TypeVar
@@ -53,13 +53,17 @@ class PaymentStatus(StrEnum):
 
 # The statuses in which a gateway call is decided and its answer still missing.
 OPEN_INTENTS = frozenset({PaymentStatus.CHARGING, PaymentStatus.REFUNDING})
+# The statuses in which a charge may still need the payment token. Past them the token is forgotten
+# (a refund goes by the gateway's payment id), and a token told later is not kept.
+NEEDS_TOKEN = frozenset({PaymentStatus.AWAITING_DETAILS, PaymentStatus.CHARGING})
 
 
 @dataclass(frozen=True)
 class ChargeCall:
-    """What to ask the gateway to charge."""
+    """What to ask the gateway to charge. The token is sealed: the executor opens it just before
+    the call (service_layer/gateway_calls.py)."""
 
-    token: str
+    sealed_token: str
     amount: int
     currency: str
     idempotency_key: str
@@ -81,7 +85,7 @@ GatewayCall = ChargeCall | RefundCall
 @dataclass(eq=False)
 class Payment:
     order_id: UUID
-    payment_token: str | None = None
+    payment_token: str | None = field(default=None, repr=False)  # sealed for this service; None once unneeded
     amount: int | None = None  # minor units of `currency`
     currency: str | None = None
     status: PaymentStatus = PaymentStatus.AWAITING_DETAILS
@@ -104,8 +108,10 @@ class Payment:
     # -- facts from the other services ------------------------------------------------------------
 
     def record_order(self, payment_token: str) -> None:
-        """OrderCreated: how the customer pays."""
-        self.payment_token = _same_or_first(self.payment_token, payment_token, "payment token", self)
+        """OrderCreated: how the customer pays (the token as sealed by the order service). Not kept
+        once no charge can need it: the payment was voided first, or its charge is answered."""
+        if self.status in NEEDS_TOKEN:
+            self.payment_token = _same_or_first(self.payment_token, payment_token, "payment token", self, shown=False)
 
     def record_reservation(self, amount: int, currency: str) -> None:
         """StockReserved: how much to charge. Kept even after a cancellation, for the record."""
@@ -136,6 +142,7 @@ class Payment:
         if self.status is PaymentStatus.AWAITING_DETAILS:
             self.status = PaymentStatus.VOIDED
             self.cancelled_at = now
+            self.payment_token = None  # never charged: nothing will need it
         elif self.status is PaymentStatus.CHARGING:
             self.cancelled_at = now
         elif self.status is PaymentStatus.CHARGED:
@@ -179,6 +186,7 @@ class Payment:
         require_aware(now)
         assert self.amount is not None and self.currency is not None  # CHARGING says so
         self._close_intent()
+        self.payment_token = None  # answered: no charge needs it again, and a refund goes by payment id
         if not result.approved:
             self.status = PaymentStatus.DECLINED
             self.failure_reason = result.decline_reason
@@ -250,9 +258,11 @@ def retry_delay(attempts: int, *, base: timedelta, cap: timedelta) -> timedelta:
     return min(cap, delay)
 
 
-def _same_or_first(known: T | None, given: T, what: str, payment: Payment) -> T:
+def _same_or_first(known: T | None, given: T, what: str, payment: Payment, *, shown: bool = True) -> T:
     """A repeated fact is fine (redelivery); a different one means a bug upstream, and charging
-    on either value could be wrong, so it is refused loudly."""
+    on either value could be wrong, so it is refused loudly (without the values if not `shown`:
+    the message reaches logs and dead letters)."""
     if known is not None and known != given:
-        raise ConflictingFact(f"order {payment.order_id}: {what} {given!r} differs from {known!r}")
+        values = f" {given!r} differs from {known!r}" if shown else " differs from the one recorded"
+        raise ConflictingFact(f"order {payment.order_id}: {what}{values}")
     return given

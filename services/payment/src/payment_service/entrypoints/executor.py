@@ -22,6 +22,7 @@ from datetime import datetime
 from shared.events.base import utc_now
 from shared.logging import get_logger
 from shared.outage import is_database_outage
+from shared.sealing import Opener
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from payment_service.domain import PaymentGateway
@@ -39,12 +40,15 @@ class GatewayExecutor:
         gateway: PaymentGateway,
         *,
         gateway_name: str | None = None,
+        opener: Opener | None = None,
         clock: Callable[[], datetime] = utc_now,
         woken: asyncio.Event | None = None,
     ) -> None:
         self._settings = settings
         self._sessions = sessions
         self._gateway = gateway
+        # Opens each charge's payment token right before the call: this service's private key.
+        self._opener = opener or Opener.from_file(settings.payment_token_private_key_file)
         # Only intents recorded for this gateway are ours: a key means something only to the
         # gateway that saw it.
         self.gateway_name = gateway_name or settings.gateway
@@ -103,7 +107,7 @@ class GatewayExecutor:
 
     async def _execute(self, claim: gateway_calls.Claim) -> None:
         try:
-            outcome = await gateway_calls.call_gateway(self._gateway, claim, self._settings)
+            outcome = await gateway_calls.call_gateway(self._gateway, claim, self._settings, self._opener)
             await self._record(outcome)
         except Exception:  # recording failed (database away): the claim runs out, the call is made again
             log.exception("could not record a gateway call's outcome", order_id=str(claim.order_id))

@@ -15,6 +15,7 @@ import asyncio
 from shared.consumer import Consumption
 from shared.events.topics import INVENTORY_EVENTS, ORDER_EVENTS
 from shared.runtime import BackgroundLoop, run_worker, worker_main
+from shared.sealing import Opener
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from payment_service.adapters.gateway import build_gateway
@@ -30,11 +31,13 @@ def wiring(settings: Settings) -> tuple[Consumption, list[BackgroundLoop]]:
     """The handlers, and the executor they wake: a batch that commits a new intent sets `intents`,
     and the executor looks for due intents at once instead of at its next sweep."""
     intents = asyncio.Event()
+    # The private key of the payment tokens, read once: a missing key stops the worker at start.
+    opener = Opener.from_file(settings.payment_token_private_key_file)
 
     async def execute(sessions: async_sessionmaker[AsyncSession], stop: asyncio.Event) -> None:
-        await GatewayExecutor(settings, sessions, build_gateway(settings), woken=intents).run(stop)
+        await GatewayExecutor(settings, sessions, build_gateway(settings), opener=opener, woken=intents).run(stop)
 
-    return build_handlers(settings.gateway, intents.set), [execute]
+    return build_handlers(settings.gateway, opener, intents.set), [execute]
 
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:

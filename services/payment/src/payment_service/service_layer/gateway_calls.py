@@ -12,9 +12,17 @@ happen between them with no transaction open and no row locked. What makes this 
 - an outcome not recorded yet (its call in flight, its answer waiting for a recording transaction,
   the transaction failed, the process died) leaves the intent open, and once its lease runs out the
   call is made again with the same key: the gateway's answer is the first one, nothing is lost.
+
+The payment token stays sealed in the payment row and in the claim; `call_gateway` opens it right
+before the charge, and the plaintext lives only in that call (recording the answer clears the
+sealed token too). An error that repeats it (an adapter's message) has it replaced by `[redacted]`
+before it is logged or stored. A token that cannot be opened (the key it was sealed to is gone)
+cannot be charged: the charge is declined here, `payment_token_unreadable`, without calling the
+gateway (no money moved, certainly), and the order is cancelled like any declined one.
 """
 
 import asyncio
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,6 +34,7 @@ from shared.events.base import Clock, utc_now
 from shared.logging import get_logger
 from shared.metrics import GATEWAY_CALLS
 from shared.outbox.writer import add_to_outbox
+from shared.sealing import CannotOpen, Opener
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from payment_service.adapters import repository
@@ -42,6 +51,9 @@ from payment_service.domain import (
 from payment_service.settings import Settings
 
 log = get_logger(__name__)
+
+UNREADABLE_TOKEN = "payment_token_unreadable"
+REDACTED = "[redacted]"
 
 
 @dataclass(frozen=True)
@@ -89,24 +101,40 @@ async def claim_due(
     return claims
 
 
-async def call_gateway(gateway: PaymentGateway, claim: Claim, settings: Settings) -> Outcome:
-    """Make the claimed call, cut by the timeout. Every failure is an outcome, not an exception."""
+async def call_gateway(gateway: PaymentGateway, claim: Claim, settings: Settings, opener: Opener) -> Outcome:
+    """Make the claimed call, cut by the timeout; a charge's token is opened only now. Every failure
+    is an outcome, not an exception."""
     kind = "charge" if isinstance(claim.call, ChargeCall) else "refund"
+    token = None
     try:
+        if isinstance(claim.call, ChargeCall):
+            token = opener.open(claim.call.sealed_token)
         async with asyncio.timeout(settings.gateway_timeout_s):
-            answer = await _call(gateway, claim.call)
+            answer = await _call(gateway, claim.call, token)
+    except CannotOpen:
+        log.warning("payment token cannot be opened; the charge is declined", order_id=str(claim.order_id))
+        return Answered(claim, ChargeResult(approved=False, decline_reason=UNREADABLE_TOKEN))
     except TimeoutError:
         GATEWAY_CALLS.labels(kind, "timeout").inc()
         return Unanswered(claim, f"no answer within {settings.gateway_timeout_s:g} s")
     except GatewayUnavailable as exc:
         GATEWAY_CALLS.labels(kind, "unavailable").inc()
-        return Unanswered(claim, str(exc))
+        return Unanswered(claim, _redacted(str(exc), token))
     except Exception as exc:  # an adapter's bug or an error it did not wrap: same key, later
         GATEWAY_CALLS.labels(kind, "error").inc()
-        log.exception("gateway call raised an unexpected error", order_id=str(claim.order_id))
-        return Unanswered(claim, repr(exc))
+        log.error(
+            "gateway call raised an unexpected error",
+            order_id=str(claim.order_id),
+            exception=_redacted("".join(traceback.format_exception(exc)), token),
+        )
+        return Unanswered(claim, _redacted(repr(exc), token))
     GATEWAY_CALLS.labels(kind, _outcome(answer)).inc()
     return Answered(claim, answer)
+
+
+def _redacted(text: str, token: str | None) -> str:
+    """`text` without the plaintext token (an adapter's error may quote its request)."""
+    return text.replace(token, REDACTED) if token else text
 
 
 async def record_outcomes(
@@ -173,10 +201,11 @@ def _outcome(answer: ChargeResult | RefundResult) -> str:
     return "refunded" if answer.refunded else "refused"
 
 
-async def _call(gateway: PaymentGateway, call: GatewayCall) -> ChargeResult | RefundResult:
+async def _call(gateway: PaymentGateway, call: GatewayCall, token: str | None) -> ChargeResult | RefundResult:
     if isinstance(call, ChargeCall):
+        assert token is not None  # opened by call_gateway
         return await gateway.charge(
-            token=call.token, amount=call.amount, currency=call.currency, idempotency_key=call.idempotency_key
+            token=token, amount=call.amount, currency=call.currency, idempotency_key=call.idempotency_key
         )
     return await gateway.refund(
         payment_id=call.payment_id, amount=call.amount, currency=call.currency, idempotency_key=call.idempotency_key

@@ -10,6 +10,11 @@ the whole batch back.
 No handler calls the gateway: the executor does, outside any transaction
 (`service_layer/gateway_calls.py`), so a slow or hanging gateway never holds a row lock or a
 partition, and a charge is never made before the decision to make it is committed.
+
+The payment token arrives sealed to this service's key and is kept sealed; only the executor opens
+it, just before the charge. `record_order` tries it first, so a token this service cannot open
+(sealed to another key, altered) is dead-lettered with that cause at once rather than found at
+charge time.
 """
 
 from collections.abc import Awaitable, Callable
@@ -21,6 +26,7 @@ from shared.consumer.retry import NonRetryableError
 from shared.events import Envelope, OrderCancelled, OrderCreated, OrderRejected, StockReserved
 from shared.events.base import Clock, utc_now
 from shared.logging import get_logger
+from shared.sealing import Opener
 
 from payment_service.domain import ConflictingFact, Payment, PaymentStatus
 
@@ -30,10 +36,19 @@ log = get_logger(__name__)
 
 
 async def record_order(
-    batch: PaymentBatch, envelope: Envelope, *, gateway: str, on_intent: Wake, clock: Clock = utc_now
+    batch: PaymentBatch,
+    envelope: Envelope,
+    *,
+    gateway: str,
+    on_intent: Wake,
+    opener: Opener,
+    clock: Clock = utc_now,
 ) -> None:
-    """OrderCreated: how the customer pays. Decides the charge if the amount is already known."""
+    """OrderCreated: how the customer pays. Decides the charge if the amount is already known.
+    Raises NonRetryableError when the token cannot be opened (no retry would open it)."""
     order = payload(envelope, OrderCreated)
+    if not opener.can_open(order.payment_token):  # tried, not kept: the plaintext is dropped at once
+        raise NonRetryableError("payment token cannot be opened: not sealed to this service's key, or altered")
     _handle(batch, order.order_id, lambda p: p.record_order(order.payment_token), gateway, on_intent, clock)
 
 
@@ -89,17 +104,18 @@ def _handle(
     log.debug("payment updated", status=payment.status.value)
 
 
-def build_handlers(gateway_name: str, on_intent: Wake = lambda: None) -> Consumption:
+def build_handlers(gateway_name: str, opener: Opener, on_intent: Wake = lambda: None) -> Consumption:
     """The worker's handler per event type, and its unit of work. `gateway_name` is recorded with
-    each charge intent; `on_intent` is called after the commit of every transaction that recorded
-    one (it wakes the executor)."""
+    each charge intent; `opener` (this service's private key) tries each payment token as it
+    arrives; `on_intent` is called after the commit of every transaction that recorded an intent
+    (it wakes the executor)."""
 
-    def bind(handler: Callable[..., Awaitable[None]]) -> Handler:
-        return partial(handler, gateway=gateway_name, on_intent=on_intent)
+    def bind(handler: Callable[..., Awaitable[None]], **more: object) -> Handler:
+        return partial(handler, gateway=gateway_name, on_intent=on_intent, **more)
 
     return Consumption(
         handlers={
-            OrderCreated.event_type: bind(record_order),
+            OrderCreated.event_type: bind(record_order, opener=opener),
             StockReserved.event_type: bind(record_reservation),
             OrderCancelled.event_type: bind(cancel_payment),
             OrderRejected.event_type: bind(cancel_payment),
