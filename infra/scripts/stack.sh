@@ -36,6 +36,9 @@ up_infra() {
   "$PY" infra/scripts/provision_topics.py
 }
 
+# Each service's migrations, as its schema's owner role (<svc>_owner: the services' settings default
+# migration_database_url to it locally); the services themselves run as <svc>_svc, which may not
+# change a schema (infra/postgres/init.sql).
 migrate() {
   local svc
   for svc in "${SERVICES[@]}"; do

@@ -214,7 +214,7 @@ def test_a_broker_is_reachable_from_the_host_on_its_local_port_and_from_containe
 
     assert advertised == {"PLAINTEXT": f"kafka-{node_id}:19092", "EXTERNAL": f"127.0.0.1:{port}"}
     assert bound == {"PLAINTEXT": ":19092", "CONTROLLER": ":9093", "EXTERNAL": f":{port}"}
-    assert broker["ports"] == [f"{port}:{port}"]
+    assert broker["ports"] == [f"127.0.0.1:{port}:{port}"]
     assert local_protocols.items() <= protocols.items()
     assert set(protocols) == set(bound)
     assert environment["KAFKA_INTER_BROKER_LISTENER_NAME"] == "PLAINTEXT"
@@ -237,7 +237,7 @@ def test_postgres_runs_init_sql_and_listens_on_the_local_port(services):
 
     assert postgres["image"] == "postgres:15"
     assert "./infra/postgres/init.sql:/docker-entrypoint-initdb.d/init.sql:ro" in postgres["volumes"]
-    assert postgres["ports"] == [f"{local_port}:5432"]
+    assert postgres["ports"] == [f"127.0.0.1:{local_port}:5432"]
     assert (REPO / "infra/postgres/init.sql").is_file()
 
 
@@ -288,7 +288,7 @@ def test_each_scaled_out_process_is_a_second_instance_of_a_compose_service_that_
 def test_an_api_publishes_the_port_of_the_local_stack(services, svc):
     local_ports = dict(re.findall(r"\[(\w+)\]=(\d+)", read("infra/scripts/stack.sh")))
 
-    assert services[f"{svc}-api"]["ports"] == [f"{local_ports[svc]}:{local_ports[svc]}"]
+    assert services[f"{svc}-api"]["ports"] == [f"127.0.0.1:{local_ports[svc]}:{local_ports[svc]}"]
     assert int(local_ports[svc]) == METRICS_PORTS[svc]["api"]
 
 
@@ -303,7 +303,42 @@ def test_a_service_connects_as_its_own_role_and_to_the_brokers_by_their_internal
             f"postgresql+asyncpg://{svc}_svc:{svc}_svc@postgres:5432/ecommerce"
         )
         assert set(environment[f"{prefix}_KAFKA_BOOTSTRAP_SERVERS"].split(",")) == internal
-    assert f"CREATE ROLE {svc}_svc LOGIN" in read("infra/postgres/init.sql")
+
+
+@pytest.mark.parametrize("svc", SERVICES)
+def test_only_the_migrations_hold_the_schema_owners_url_as_stack_sh_runs_them(services, svc):
+    prefix = svc.upper()
+    init_sql = read("infra/postgres/init.sql")
+    settings_module = pytest.importorskip(f"{svc}_service.settings", reason="service settings not written yet")
+    local_owner_url = settings_module.Settings().migration_database_url
+
+    assert services[f"{svc}-migrate"]["environment"][f"{prefix}_MIGRATION_DATABASE_URL"] == (
+        f"postgresql+asyncpg://{svc}_owner:{svc}_owner@postgres:5432/ecommerce"
+    )
+    assert local_owner_url.startswith(f"postgresql+asyncpg://{svc}_owner:{svc}_owner@")
+    for role in ROLES:
+        assert f"{prefix}_MIGRATION_DATABASE_URL" not in services[f"{svc}-{role}"]["environment"]
+    schema = settings_module.Settings().db_schema
+    assert f"CREATE SCHEMA IF NOT EXISTS {schema} AUTHORIZATION {svc}_owner;" in init_sql
+    assert f"GRANT USAGE ON SCHEMA {schema} TO {svc}_svc;" in init_sql
+
+
+def test_every_port_compose_publishes_is_bound_to_the_hosts_loopback(services):
+    published = {name: service["ports"] for name, service in services.items() if "ports" in service}
+
+    assert published, "compose publishes no port"
+    assert {
+        name: ports for name, ports in published.items() if not all(p.startswith("127.0.0.1:") for p in ports)
+    } == {}
+
+
+@pytest.mark.parametrize("svc", SERVICES)
+def test_inside_the_compose_network_a_service_listens_where_its_published_port_and_prometheus_reach_it(services, svc):
+    prefix = svc.upper()
+
+    for role in ROLES:
+        environment = services[f"{svc}-{role}"]["environment"]
+        assert (environment[f"{prefix}_HTTP_HOST"], environment[f"{prefix}_METRICS_HOST"]) == ("0.0.0.0", "0.0.0.0")
 
 
 @pytest.mark.parametrize("svc", SERVICES)
