@@ -7,7 +7,7 @@ these, and its projection can be rebuilt from the store or from the topic.
 from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from .base import Currency, Event, MinorUnits, Quantity, Sku, UtcDatetime
 from .topics import ORDER_EVENTS
@@ -33,7 +33,13 @@ class OrderCreated(_OrderEvent):
 
     customer_id: str
     items: tuple[OrderLine, ...]
-    payment_token: str
+    payment_token: str = Field(
+        description=(
+            "The customer's payment token sealed to the payment service's public key (a libsodium sealed "
+            "box, crypto_box_seal), in url-safe base64 with padding (RFC 4648 section 5). Only the payment "
+            "service can open it; no one else ever sees the token in clear."
+        )
+    )
     created_at: UtcDatetime
 
 

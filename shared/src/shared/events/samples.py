@@ -41,8 +41,13 @@ _PRICED = (
 )
 _TOTAL = 2 * 1250 + 1999
 
+# What an OrderCreated carries: "tok_visa" sealed to a throwaway key (shared/sealing.py), never a token in clear.
+_SEALED_TOKEN = "1I5NKEDcforJyjOqTBv7-qBsUE2O-NHCJj6Wv5t85V4wt1ejyL7BKAZ-x95Lb_xJnCUBOx7XK3E="
+
 _SAMPLES: tuple[Event, ...] = (
-    OrderCreated(order_id=ORDER_ID, customer_id="customer-42", items=_LINES, payment_token="tok_visa", created_at=AT),
+    OrderCreated(
+        order_id=ORDER_ID, customer_id="customer-42", items=_LINES, payment_token=_SEALED_TOKEN, created_at=AT
+    ),
     OrderUpdated(order_id=ORDER_ID, status="AWAITING_PAYMENT", items=_PRICED, total_amount=_TOTAL, currency="EUR"),
     OrderConfirmed(order_id=ORDER_ID, payment_id=PAYMENT_ID, amount=_TOTAL, currency="EUR"),
     OrderRejected(order_id=ORDER_ID, reason="insufficient_stock: TEE-L"),
