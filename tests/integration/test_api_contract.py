@@ -23,6 +23,8 @@ pytestmark = pytest.mark.infra
 PROBLEM = "application/problem+json"
 ORDER = {"customer_id": "it-contract", "items": [{"sku": "SKU-1", "quantity": 1}], "payment_token": "tok_visa"}
 PRODUCT = {"name": "Blue mug", "unit_price": 1250, "currency": "EUR", "available": 10, "reorder_level": 2}
+# Who calls each API: a role that may use every operation the tests call (docs/security.md, Roles).
+CUSTOMER, SUPPORT, ADMIN = ("it-contract", "customer"), ("it-support", "support"), ("it-admin", "admin")
 
 
 def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
@@ -39,9 +41,9 @@ async def apis(migrate, in_process_api) -> AsyncIterator[dict[str, httpx.AsyncCl
     for service in ("order", "payment", "inventory"):
         migrate(service)
     async with (
-        in_process_api(order_app(OrderSettings(db_pool_size=2))) as order,
-        in_process_api(payment_app(PaymentSettings(db_pool_size=2))) as payment,
-        in_process_api(inventory_app(InventorySettings(db_pool_size=2))) as inventory,
+        in_process_api(order_app(OrderSettings(db_pool_size=2)), caller=CUSTOMER) as order,
+        in_process_api(payment_app(PaymentSettings(db_pool_size=2)), caller=SUPPORT) as payment,
+        in_process_api(inventory_app(InventorySettings(db_pool_size=2)), caller=ADMIN) as inventory,
     ):
         yield {"order": order, "payment": payment, "inventory": inventory}
 
@@ -191,21 +193,21 @@ def closed_port() -> int:
 
 
 @pytest.mark.parametrize(
-    ("create_app", "settings", "method", "path", "body"),
+    ("create_app", "settings", "caller", "method", "path", "body"),
     [
-        (order_app, OrderSettings, "POST", "/orders", ORDER),
-        (order_app, OrderSettings, "GET", f"/orders/{uuid.uuid4()}", None),
-        (payment_app, PaymentSettings, "GET", f"/payments/{uuid.uuid4()}", None),
-        (inventory_app, InventorySettings, "PUT", "/products/MUG-1", PRODUCT),
+        (order_app, OrderSettings, CUSTOMER, "POST", "/orders", ORDER),
+        (order_app, OrderSettings, CUSTOMER, "GET", f"/orders/{uuid.uuid4()}", None),
+        (payment_app, PaymentSettings, SUPPORT, "GET", f"/payments/{uuid.uuid4()}", None),
+        (inventory_app, InventorySettings, ADMIN, "PUT", "/products/MUG-1", PRODUCT),
     ],
     ids=["place-order", "get-order", "get-payment", "put-product"],
 )
 async def test_an_unreachable_database_is_a_503_problem_with_retry_after(
-    in_process_api, create_app, settings, method, path, body
+    in_process_api, create_app, settings, caller, method, path, body
 ):
     url = f"postgresql+asyncpg://u:p@127.0.0.1:{closed_port()}/ecommerce"
 
-    async with in_process_api(create_app(settings(database_url=url))) as api:
+    async with in_process_api(create_app(settings(database_url=url)), caller=caller) as api:
         response = await api.request(method, path, json=body)
 
     problem = assert_problem(response, 503)
@@ -232,7 +234,7 @@ async def test_after_its_connections_were_terminated_the_api_answers_from_fresh_
 
     migrate("order")
     app = order_app(OrderSettings(db_pool_size=3))
-    async with in_process_api(app) as api:
+    async with in_process_api(app, caller=CUSTOMER) as api:
         placed = await asyncio.gather(*(api.post("/orders", json=ORDER) for _ in range(3)))
         assert {r.status_code for r in placed} == {202}
         pids = await backend_pids(app)

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import schemathesis
+from dev_token import mint_token
 from hypothesis import HealthCheck, settings
 from inventory_service.entrypoints.api import create_app as inventory_app
 from inventory_service.settings import Settings as InventorySettings
@@ -75,6 +76,16 @@ order_api = in_process(order_app(OrderSettings(db_pool_size=2)))
 payment_api = in_process(payment_app(PaymentSettings(db_pool_size=2)))
 inventory_api = in_process(inventory_app(InventorySettings(db_pool_size=2)))
 
+# Each API is called by a role that may use all its operations (the 401s and 403s have their own tests).
+TOKENS = {
+    service: {"Authorization": f"Bearer {mint_token(subject, role)}"}
+    for service, subject, role in [
+        ("order", "fuzz-customer", "customer"),
+        ("payment", "fuzz-support", "support"),
+        ("inventory", "fuzz-admin", "admin"),
+    ]
+}
+
 
 @pytest.fixture(scope="module", autouse=True)
 def stop_apps_and_report(migrate) -> Iterator[None]:
@@ -89,14 +100,14 @@ def stop_apps_and_report(migrate) -> Iterator[None]:
 @FUZZ
 def test_the_order_api_answers_every_request_as_its_document_says(case):
     requests_sent["order"] += 1
-    case.call_and_validate(checks=CHECKS)
+    case.call_and_validate(headers=TOKENS["order"], checks=CHECKS)
 
 
 @payment_api.parametrize()
 @FUZZ
 def test_the_payment_api_answers_every_request_as_its_document_says(case):
     requests_sent["payment"] += 1
-    case.call_and_validate(checks=CHECKS)
+    case.call_and_validate(headers=TOKENS["payment"], checks=CHECKS)
 
 
 @inventory_api.parametrize()
@@ -105,4 +116,4 @@ def test_the_inventory_api_answers_every_request_as_its_document_says(case):
     requests_sent["inventory"] += 1
     if "sku" in (case.path_parameters or {}):
         case.path_parameters["sku"] = f"FUZZ-{case.path_parameters['sku']}"[:64]
-    case.call_and_validate(checks=CHECKS)
+    case.call_and_validate(headers=TOKENS["inventory"], checks=CHECKS)
