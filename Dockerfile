@@ -1,7 +1,8 @@
 # One image per service, built from the repository root (the uv workspace and its one lock file):
 #   docker build --build-arg SERVICE=order -t ecommerce/order-service:dev .
 # The image holds the service's three entry points (<svc>-api, <svc>-relay, <svc>-worker), its
-# migrations (alembic, run from services/<svc>) and the topic provisioning script.
+# migrations (alembic, run from services/<svc>), the topic provisioning script and the development
+# keys' script (compose's `keys` service).
 FROM python:3.11-slim
 
 ARG SERVICE
@@ -31,8 +32,12 @@ RUN uv sync --frozen --no-dev --no-install-workspace --package "${SERVICE}-servi
 COPY shared/ shared/
 COPY services/ services/
 COPY infra/scripts/provision_topics.py infra/scripts/
+COPY infra/scripts/dev_keys.py infra/scripts/
 RUN uv sync --frozen --no-dev --package "${SERVICE}-service"
 
-RUN useradd --system --uid 10001 --no-create-home app
+# The key volumes' mount points, owned by the app user: a new named volume takes their ownership,
+# so the `keys` service (running as app) can write the keys and only app can read the private ones.
+RUN useradd --system --uid 10001 --no-create-home app \
+    && mkdir -p /keys/all /keys/public /keys/payment && chown -R app /keys
 USER app
 CMD ["sh", "-c", "echo 'choose a command: <service>-api, <service>-relay or <service>-worker' >&2; exit 2"]

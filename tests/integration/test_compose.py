@@ -8,6 +8,7 @@ infra/scripts/stack.sh (ports, migrations, topic provisioning).
 
 import configparser
 import importlib
+import importlib.util
 import itertools
 import json
 import re
@@ -346,6 +347,7 @@ def test_a_service_starts_after_its_migrations_and_the_topics(services, svc):
     for role in ROLES:
         assert depends_on(services[f"{svc}-{role}"]) == {
             "postgres": "service_healthy",
+            "keys": "service_completed_successfully",
             "topics": "service_completed_successfully",
             f"{svc}-migrate": "service_completed_successfully",
         }
@@ -393,6 +395,72 @@ def test_the_topics_are_provisioned_by_the_script_stack_sh_uses_once_the_brokers
     assert set(topics["environment"]["KAFKA_BOOTSTRAP_SERVERS"].split(",")) == internal
     assert depends_on(topics) == {broker: "service_healthy" for broker in BROKERS}
     assert topics["restart"] == "no"
+
+
+# Each service's key file settings (environment variable -> the file it names, local and in compose):
+# every service verifies bearer tokens; order seals payment tokens, payment opens them.
+KEY_SETTINGS = {
+    "order": {"AUTH_PUBLIC_KEY_FILE": "auth-signing.pub.pem", "PAYMENT_TOKEN_PUBLIC_KEY_FILE": "payment-token.pub"},
+    "payment": {"AUTH_PUBLIC_KEY_FILE": "auth-signing.pub.pem", "PAYMENT_TOKEN_PRIVATE_KEY_FILE": "payment-token.key"},
+    "inventory": {"AUTH_PUBLIC_KEY_FILE": "auth-signing.pub.pem"},
+}
+
+
+def mounts(service: dict) -> dict[str, tuple[str, bool]]:
+    """A service's named volumes: mount point -> (volume, read-only)."""
+    found = {}
+    for spec in service.get("volumes", []):
+        source, target, *mode = spec.split(":")
+        found[target] = (source, mode == ["ro"])
+    return found
+
+
+def test_the_keys_are_made_by_the_script_stack_sh_uses_once_before_any_service_starts(services):
+    keys = services["keys"]
+    script = "infra/scripts/dev_keys.py"
+
+    assert f"python {script} /keys/all" in " ".join(command_of(keys))
+    assert f'"$PY" {script} .run/keys' in read("infra/scripts/stack.sh")
+    assert f"COPY {script} infra/scripts/" in read("Dockerfile")
+    assert keys["restart"] == "no"
+    assert {target: volume for target, (volume, _) in mounts(keys).items()} == {
+        "/keys/all": "keys",
+        "/keys/public": "public-keys",
+        "/keys/payment": "payment-key",
+    }
+
+
+def test_only_the_keys_service_mounts_every_private_key_and_only_payment_the_sealing_one(services):
+    def mounted_by(volume: str) -> set[str]:
+        return {name for name, service in services.items() if volume in {v for v, _ in mounts(service).values()}}
+
+    assert mounted_by("keys") == {"keys"}
+    assert mounted_by("payment-key") == {"keys", *(f"payment-{role}" for role in ROLES)}
+
+
+@pytest.mark.parametrize("svc", SERVICES)
+def test_a_service_reads_the_key_files_of_the_local_stack_from_read_only_volumes(services, svc):
+    settings_module = pytest.importorskip(f"{svc}_service.settings", reason="service settings not written yet")
+    local = settings_module.Settings()
+    made_by_dev_keys = {name for private, public, _ in dev_keys().PAIRS.values() for name in (private, public)}
+    prefix = svc.upper()
+
+    for role in ROLES:
+        service = services[f"{svc}-{role}"]
+        environment, mounted = service["environment"], mounts(service)
+        for setting, file_name in KEY_SETTINGS[svc].items():
+            path = PurePosixPath(environment[f"{prefix}_{setting}"])
+            assert path.name == file_name and file_name in made_by_dev_keys
+            assert Path(getattr(local, setting.lower())) == Path(".run/keys") / file_name  # the local default
+            assert str(path.parent) in mounted and mounted[str(path.parent)][1], f"{path} not on a read-only mount"
+    assert f"{svc}-migrate" not in services or mounts(services[f"{svc}-migrate"]) == {}
+
+
+def dev_keys():
+    spec = importlib.util.spec_from_file_location("dev_keys", REPO / "infra/scripts/dev_keys.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.mark.parametrize("svc", SERVICES)
