@@ -51,8 +51,9 @@ from shared.events.topics import PARTITIONS
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "infra" / "scripts"))  # dev_token: the tokens customers and the admin send
 from tests.e2e.invariants import assert_order_settled, assert_stock_conserved  # noqa: E402
-from tests.e2e.storefront import Storefront  # noqa: E402
+from tests.e2e.storefront import Storefront, bearer  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 ORDER_URL, INVENTORY_URL = "http://127.0.0.1:8001", "http://127.0.0.1:8003"
@@ -63,6 +64,7 @@ TERMINAL_EVENTS = {"OrderConfirmed", "OrderRejected", "OrderCancelled"}
 SKUS, STOCK_PER_SKU = 500, 1_000_000
 DECLINE_SHARE, CANCEL_SHARE = 0.10, 0.05
 HOLDS_THROUGHPUT, HOLDS_P99_S = 0.9, 5.0
+ADMIN = bearer("bench-admin", "admin")  # stocks the catalog; each customer sends its own token
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -240,7 +242,8 @@ class Load:
         key = str(uuid.uuid4())
         for attempt in range(20):
             try:
-                async with self._http.post(f"{ORDER_URL}/orders", json=body, headers={"Idempotency-Key": key}) as resp:
+                headers = bearer(body["customer_id"], "customer") | {"Idempotency-Key": key}
+                async with self._http.post(f"{ORDER_URL}/orders", json=body, headers=headers) as resp:
                     if resp.status == 202:
                         placed.order_id = (await resp.json())["order_id"]
                         placed.latency = time.time() - placed.scheduled
@@ -258,7 +261,8 @@ class Load:
         if cancel and placed.order_id:
             await asyncio.sleep(random.uniform(0.0, 0.3))
             try:
-                async with self._http.post(f"{ORDER_URL}/orders/{placed.order_id}/cancel") as resp:
+                customer = bearer(body["customer_id"], "customer")
+                async with self._http.post(f"{ORDER_URL}/orders/{placed.order_id}/cancel", headers=customer) as resp:
                     await resp.read()  # 200, or 409 when the saga ended first: both are fine
             except (TimeoutError, aiohttp.ClientError):
                 result.connection_errors += 1
@@ -380,7 +384,7 @@ async def stock_catalog(http: aiohttp.ClientSession, prefix: str) -> list[str]:
                 "available": STOCK_PER_SKU,
                 "reorder_level": 0,
             }
-            async with http.put(f"{INVENTORY_URL}/products/{sku}", json=body) as resp:
+            async with http.put(f"{INVENTORY_URL}/products/{sku}", json=body, headers=ADMIN) as resp:
                 assert resp.status in (200, 201), await resp.text()
 
     await asyncio.gather(*(put(sku) for sku in skus))

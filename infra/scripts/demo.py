@@ -1,6 +1,10 @@
 """The `make run` demo: seed a small catalog, place four orders (confirmed, declined, out of stock,
 cancelled after confirmation) and print each order's saga as a timeline of the events that every
-service published about it, read back from the three Kafka topics."""
+service published about it, read back from the three Kafka topics.
+
+It calls the APIs as their users would: an admin stocks the catalog and reads the reservations, the
+customer `demo-customer` places, follows and cancels its own orders, each with its own token
+(minted as `make token` mints them)."""
 
 import asyncio
 import os
@@ -11,6 +15,7 @@ from datetime import datetime
 
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from dev_token import mint_token
 from shared.events.codec import decode
 from shared.events.topics import EVENT_TOPICS, PARTITIONS
 
@@ -32,7 +37,9 @@ SCENARIOS = [
 ]
 TERMINAL = {"CONFIRMED", "REJECTED", "CANCELLED"}
 SETTLED_PAYMENT = {"CHARGED", "DECLINED", "REFUNDED", "VOIDED"}
-EXAMPLE_ORDER = '{"customer_id": "me", "items": [{"sku": "KB-101", "quantity": 1}], "payment_token": "tok_visa"}'
+CUSTOMER = "demo-customer"
+AS_CUSTOMER = {"Authorization": f"Bearer {mint_token(CUSTOMER, 'customer')}"}
+AS_ADMIN = {"Authorization": f"Bearer {mint_token('demo-admin', 'admin')}"}
 
 
 def money(amount: int | None, currency: str | None) -> str:
@@ -78,13 +85,13 @@ async def wait_settled(client: httpx.AsyncClient, order_id: str, cancel_when_con
     deadline = time.monotonic() + 60
     cancelled = False
     while time.monotonic() < deadline:
-        order = (await client.get(f"{ORDERS}/orders/{order_id}")).json()
+        order = (await client.get(f"{ORDERS}/orders/{order_id}", headers=AS_CUSTOMER)).json()
         if order["status"] == "CONFIRMED" and cancel_when_confirmed and not cancelled:
-            await client.post(f"{ORDERS}/orders/{order_id}/cancel")
+            await client.post(f"{ORDERS}/orders/{order_id}/cancel", headers=AS_CUSTOMER)
             cancelled = True
             continue
-        payment = (await client.get(f"{PAYMENTS}/payments/{order_id}")).json()
-        reservation = (await client.get(f"{INVENTORY}/reservations/{order_id}")).json()
+        payment = (await client.get(f"{PAYMENTS}/payments/{order_id}", headers=AS_CUSTOMER)).json()
+        reservation = (await client.get(f"{INVENTORY}/reservations/{order_id}", headers=AS_ADMIN)).json()
         settled = (
             payment.get("status") in {"CHARGED", "DECLINED", "REFUNDED", "VOIDED"} or order["status"] == "REJECTED"
         )
@@ -129,6 +136,7 @@ async def main() -> int:
                     "available": available,
                     "reorder_level": reorder_level,
                 },
+                headers=AS_ADMIN,
             )
             response.raise_for_status()
             print(f"   {sku}  {name:<22} {money(price, 'EUR'):>12}   {available} in stock")
@@ -140,11 +148,10 @@ async def main() -> int:
             response = await client.post(
                 f"{ORDERS}/orders",
                 json={
-                    "customer_id": "demo-customer",
                     "payment_token": token,
                     "items": [{"sku": sku, "quantity": quantity} for sku, quantity in items],
                 },
-                headers={"Idempotency-Key": str(uuid.uuid4())},
+                headers=AS_CUSTOMER | {"Idempotency-Key": str(uuid.uuid4())},
             )
             response.raise_for_status()
             order_id = response.json()["order_id"]
@@ -169,14 +176,14 @@ async def main() -> int:
             f"   payment: {payment.get('status', '-')}   stock: {reservation.get('status', '-')}"
         )
 
-    print("\nTry it yourself:")
-    print(f"   curl -s -X POST {ORDERS}/orders -H 'content-type: application/json' \\")
+    print("\nTry it yourself (the customer is the token's subject):")
+    print("   TOKEN=$(make -s token SUB=me ROLE=customer)")
     print(
-        '        -d \'{"customer_id": "me", "items": [{"sku": "KB-101", "quantity": 1}], "payment_token": "tok_visa"}\''
+        f"   curl -s -X POST {ORDERS}/orders -H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json' \\"
     )
-    print(
-        f"   curl -s {ORDERS}/orders/<order_id>/events     (API docs: {ORDERS}/docs, {PAYMENTS}/docs, {INVENTORY}/docs)"
-    )
+    print('        -d \'{"items": [{"sku": "KB-101", "quantity": 1}], "payment_token": "tok_visa"}\'')
+    print(f'   curl -s {ORDERS}/orders/<order_id>/events -H "Authorization: Bearer $TOKEN"')
+    print(f"   (API docs, with an Authorize button for the token: {ORDERS}/docs, {PAYMENTS}/docs, {INVENTORY}/docs)")
     return 0
 
 

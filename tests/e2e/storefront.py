@@ -1,20 +1,34 @@
-"""A client of the three public APIs, as an outside user calls them: nothing here reads a database
-or Kafka. It polls with deadlines; it never sleeps to 'let things settle'."""
+"""A client of the three public APIs, as outside users call them: nothing here reads a database
+or Kafka. It polls with deadlines; it never sleeps to 'let things settle'.
+
+Who calls (docs/security.md, Roles): each customer places and cancels its own orders with its own
+token; the shop's staff read what the tests check, support the orders and payments, an admin the
+catalog (which it also stocks) and the reservations."""
 
 import asyncio
+import functools
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from dev_token import mint_token
 
 ORDER_URL = "http://127.0.0.1:8001"
 PAYMENT_URL = "http://127.0.0.1:8002"
 INVENTORY_URL = "http://127.0.0.1:8003"
 
 TERMINAL_ORDER_STATUSES = {"CONFIRMED", "REJECTED", "CANCELLED"}
+# Longer than any run (the fault matrix and the benchmarks included), so no token expires mid-run.
+TOKEN_TTL_S = 6 * 3600
+
+
+@functools.cache
+def bearer(subject: str, role: str) -> dict[str, str]:
+    """The Authorization header of a caller, its token minted as `make token` mints it (once each)."""
+    return {"Authorization": f"Bearer {mint_token(subject, role, ttl_s=TOKEN_TTL_S)}"}
 
 
 class Timeout(AssertionError):
@@ -58,9 +72,11 @@ def order_request(items: list[tuple[str, int]], *, token: str, customer_id: str)
 
 @dataclass
 class Storefront:
-    orders: httpx.AsyncClient
-    payments: httpx.AsyncClient
-    inventory: httpx.AsyncClient
+    orders: httpx.AsyncClient  # as support: reads any order; a customer's own writes send its token
+    payments: httpx.AsyncClient  # as support
+    inventory: httpx.AsyncClient  # as an admin
+    # Who placed each order, so that the same customer cancels it.
+    placed_by: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def connect(cls, *, timeout: float = 30, connections: int = 100) -> "Storefront":
@@ -69,11 +85,17 @@ class Storefront:
         limits = httpx.Limits(
             max_connections=connections, max_keepalive_connections=connections // 2, keepalive_expiry=2.0
         )
+        support, admin = bearer("e2e-support", "support"), bearer("e2e-admin", "admin")
         return cls(
-            orders=httpx.AsyncClient(base_url=ORDER_URL, timeout=timeout, limits=limits),
-            payments=httpx.AsyncClient(base_url=PAYMENT_URL, timeout=timeout, limits=limits),
-            inventory=httpx.AsyncClient(base_url=INVENTORY_URL, timeout=timeout, limits=limits),
+            orders=httpx.AsyncClient(base_url=ORDER_URL, timeout=timeout, limits=limits, headers=support),
+            payments=httpx.AsyncClient(base_url=PAYMENT_URL, timeout=timeout, limits=limits, headers=support),
+            inventory=httpx.AsyncClient(base_url=INVENTORY_URL, timeout=timeout, limits=limits, headers=admin),
         )
+
+    @staticmethod
+    def as_customer(customer_id: str) -> dict[str, str]:
+        """The headers of a request the customer sends itself (its token)."""
+        return bearer(customer_id, "customer")
 
     async def close(self) -> None:
         for client in (self.orders, self.payments, self.inventory):
@@ -143,9 +165,15 @@ class Storefront:
         return body
 
     async def post_order(self, request: dict, *, idempotency_key: str | None = None) -> httpx.Response:
-        """The raw answer to `POST /orders`, for callers that handle failures themselves."""
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        return await self.orders.post("/orders", json=request, headers=headers)
+        """The raw answer to `POST /orders` sent by the request's customer, for callers that handle
+        failures themselves."""
+        headers = self.as_customer(request["customer_id"]) | (
+            {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        )
+        response = await self.orders.post("/orders", json=request, headers=headers)
+        if response.status_code == 202:
+            self.placed_by[response.json()["order_id"]] = request["customer_id"]
+        return response
 
     async def order(self, order_id: str, **params: Any) -> dict:
         response = await self.orders.get(f"/orders/{order_id}", params=params)
@@ -173,8 +201,11 @@ class Storefront:
         assert response.status_code == 200, response.text
         return response.json()
 
-    async def cancel(self, order_id: str) -> httpx.Response:
-        return await self.orders.post(f"/orders/{order_id}/cancel")
+    async def cancel(self, order_id: str, *, customer_id: str | None = None) -> httpx.Response:
+        """The customer who placed the order cancels it (another customer, or an order this
+        storefront did not place, is answered 404)."""
+        customer = customer_id or self.placed_by.get(order_id, "e2e-nobody")
+        return await self.orders.post(f"/orders/{order_id}/cancel", headers=self.as_customer(customer))
 
     async def wait_for_status(self, order_id: str, *statuses: str, timeout: float = 30) -> dict:
         async def probe() -> dict | None:
