@@ -18,6 +18,7 @@ from uuid import UUID
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from payment_service.adapters.fault_switch import FaultSwitch
 from payment_service.adapters.tables import payments
 from payment_service.domain import ChargeResult, RefundResult, TestCardGateway
@@ -201,13 +202,13 @@ def incoming(event: Event) -> Envelope:
 def order_created() -> Callable[..., Envelope]:
     seals: dict[tuple[UUID, str], str] = {}
 
-    def build(order_id: UUID, token: str = "tok_visa") -> Envelope:
+    def build(order_id: UUID, token: str = "tok_visa", customer_id: str = "customer-it") -> Envelope:
         """`token` sealed as the order service seals it: once per order, as its one OrderCreated
         carries one sealed box however often it is delivered (each sealing gives another box)."""
         return incoming(
             OrderCreated(
                 order_id=order_id,
-                customer_id="customer-it",
+                customer_id=customer_id,
                 items=(OrderLine(sku="MUG-BLUE", quantity=2),),
                 payment_token=seals.setdefault((order_id, token), sealed(token)),
                 created_at=utc_now(),
@@ -250,7 +251,15 @@ def order_id() -> UUID:
 
 
 @pytest.fixture(scope="session")
-async def api(settings: Settings, migrated: None, in_process_api) -> AsyncIterator[httpx.AsyncClient]:
+async def payment_app(settings: Settings, migrated: None) -> AsyncIterator[FastAPI]:
     """The payment service's HTTP API in process, its lifespan run as uvicorn would run it."""
-    async with in_process_api(create_app(settings)) as client:
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture(scope="session")
+async def api(payment_app: FastAPI, caller_of) -> AsyncIterator[httpx.AsyncClient]:
+    """The payment service's API called by support (who may read any payment)."""
+    async with caller_of(payment_app, "support-it", "support") as client:
         yield client

@@ -63,3 +63,38 @@ async def test_an_unknown_order_is_404_and_a_malformed_id_422(api):
 
     assert unknown.status_code == 404 and "no payment" in unknown.json()["detail"]
     assert malformed.status_code == 422 and malformed.json()["detail"]
+
+
+async def test_a_customer_sees_the_payment_of_its_own_order_and_another_s_is_a_404(
+    payment_app, caller_of, order_id, order_created, in_transaction
+):
+    await in_transaction(record_order, order_created(order_id, customer_id="it-alice"))
+    unknown_id = uuid.uuid4()
+
+    async with (
+        caller_of(payment_app, "it-alice", "customer") as alice,
+        caller_of(payment_app, "it-bob", "customer") as bob,
+    ):
+        own = await alice.get(f"/payments/{order_id}")
+        theirs = await bob.get(f"/payments/{order_id}")
+        nobody_s = await bob.get(f"/payments/{unknown_id}")
+
+    assert own.status_code == 200 and own.json()["order_id"] == str(order_id)
+    assert theirs.status_code == nobody_s.status_code == 404
+    assert theirs.json()["detail"].replace(str(order_id), "X") == nobody_s.json()["detail"].replace(
+        str(unknown_id), "X"
+    )
+
+
+async def test_support_and_admin_see_any_payment(api, payment_app, caller_of, order_id, order_created, in_transaction):
+    await in_transaction(record_order, order_created(order_id, customer_id="it-alice"))
+
+    async with caller_of(payment_app, "it-admin", "admin") as admin:
+        assert (await admin.get(f"/payments/{order_id}")).status_code == 200
+    assert (await api.get(f"/payments/{order_id}")).status_code == 200  # api: support
+
+
+async def test_the_payment_records_the_order_s_customer(order_id, order_created, in_transaction, payment):
+    await in_transaction(record_order, order_created(order_id, customer_id="it-alice"))
+
+    assert (await payment(order_id))["customer_id"] == "it-alice"

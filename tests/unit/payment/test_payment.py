@@ -430,3 +430,13 @@ async def test_a_token_told_again_after_the_charge_is_not_kept():
     await execute(payment, at(1))
     payment.record_order("tok_visa")  # OrderCreated redelivered after its dedup row was purged
     assert payment.payment_token is None and payment.status is PaymentStatus.CHARGED
+
+
+def test_the_order_s_customer_is_kept_so_the_api_can_show_a_customer_only_its_own_payments():
+    payment = Payment(uuid4())
+    payment.record_order("tok_visa", "alice")
+    payment.record_order("tok_visa", "alice")  # redelivered
+
+    assert payment.customer_id == "alice"
+    with pytest.raises(ConflictingFact):
+        payment.record_order("tok_visa", "mallory")

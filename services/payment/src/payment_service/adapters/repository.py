@@ -27,6 +27,7 @@ from payment_service.domain.payment import OPEN_INTENTS
 
 # What a Payment is made of besides its order id, with each column's type (tables.py) for the casts.
 _FIELDS = {
+    "customer_id": "text",
     "payment_token": "text",
     "amount": "bigint",
     "currency": "text",  # char(3) in the table: assigned from text, read back as text

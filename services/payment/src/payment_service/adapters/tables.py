@@ -58,6 +58,7 @@ payments = Table(
     # One row per order, created by whichever fact arrives first (OrderCreated, StockReserved or
     # OrderCancelled) and locked by every handler of that order.
     Column("order_id", Uuid, primary_key=True),
+    Column("customer_id", Text),  # whose order (OrderCreated); NULL until then, and before migration 0005
     Column("payment_token", Text),  # never leaves the service: not in events, not in the API
     Column("amount", BigInteger),  # minor units of `currency`
     Column("currency", CHAR(3)),

@@ -85,6 +85,9 @@ GatewayCall = ChargeCall | RefundCall
 @dataclass(eq=False)
 class Payment:
     order_id: UUID
+    # Whose order it is (OrderCreated): a customer may see only its own orders' payments. None until
+    # OrderCreated arrives, and for payments recorded before it was kept (migration 0005).
+    customer_id: str | None = None
     payment_token: str | None = field(default=None, repr=False)  # sealed for this service; None once unneeded
     amount: int | None = None  # minor units of `currency`
     currency: str | None = None
@@ -107,9 +110,11 @@ class Payment:
 
     # -- facts from the other services ------------------------------------------------------------
 
-    def record_order(self, payment_token: str) -> None:
+    def record_order(self, payment_token: str, customer_id: str | None = None) -> None:
         """OrderCreated: how the customer pays (the token as sealed by the order service). Not kept
         once no charge can need it: the payment was voided first, or its charge is answered."""
+        if customer_id is not None:
+            self.customer_id = _same_or_first(self.customer_id, customer_id, "customer", self)
         if self.status in NEEDS_TOKEN:
             self.payment_token = _same_or_first(self.payment_token, payment_token, "payment token", self, shown=False)
 

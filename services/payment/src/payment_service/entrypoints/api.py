@@ -4,6 +4,7 @@ Refusals are RFC 9457 problems (shared.problems), mapped from the service's exce
 from uuid import UUID
 
 from fastapi import APIRouter, FastAPI
+from shared.auth import Caller, Role, auth_responses
 from shared.http import SessionDep, create_service_app, serve
 from shared.problems import Refusal, problem_responses
 
@@ -19,11 +20,19 @@ router = APIRouter(tags=["payments"])
 @router.get(
     "/payments/{order_id}",
     response_model=PaymentOut,
-    responses=problem_responses({404: "the payment service has no payment for this order (yet)"}),
+    responses=problem_responses(
+        {
+            **auth_responses(),
+            404: "the payment service has no payment for this order (yet), or it is another customer's",
+        }
+    ),
 )
-async def get_payment(order_id: UUID, session: SessionDep) -> PaymentOut:
-    """An order's payment: status, amount, and when it was charged or refunded."""
-    return PaymentOut.model_validate(await queries.get_payment(session, order_id), from_attributes=True)
+async def get_payment(order_id: UUID, caller: Caller, session: SessionDep) -> PaymentOut:
+    """An order's payment: status, amount, and when it was charged or refunded. A customer sees only
+    the payments of its own orders; support and admin see any."""
+    owner = caller.subject if caller.role is Role.CUSTOMER else None
+    payment = await queries.get_payment(session, order_id, owner=owner)
+    return PaymentOut.model_validate(payment, from_attributes=True)
 
 
 REFUSALS: dict[type[Exception], Refusal] = {PaymentNotFound: Refusal(404, "payment-not-found")}

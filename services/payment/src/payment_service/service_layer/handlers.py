@@ -49,7 +49,14 @@ async def record_order(
     order = payload(envelope, OrderCreated)
     if not opener.can_open(order.payment_token):  # tried, not kept: the plaintext is dropped at once
         raise NonRetryableError("payment token cannot be opened: not sealed to this service's key, or altered")
-    _handle(batch, order.order_id, lambda p: p.record_order(order.payment_token), gateway, on_intent, clock)
+    _handle(
+        batch,
+        order.order_id,
+        lambda p: p.record_order(order.payment_token, order.customer_id),
+        gateway,
+        on_intent,
+        clock,
+    )
 
 
 async def record_reservation(

@@ -33,8 +33,13 @@ class PaymentView:
 _COLUMNS = [payments.c[field.name] for field in fields(PaymentView)]
 
 
-async def get_payment(session: AsyncSession, order_id: UUID) -> PaymentView:
-    row = (await session.execute(select(*_COLUMNS).where(payments.c.order_id == order_id))).one_or_none()
+async def get_payment(session: AsyncSession, order_id: UUID, *, owner: str | None = None) -> PaymentView:
+    """`owner`: the customer asking, who sees only the payments of its own orders; another
+    customer's is a PaymentNotFound like a payment that does not exist. None: any (support, admin)."""
+    query = select(*_COLUMNS).where(payments.c.order_id == order_id)
+    if owner is not None:
+        query = query.where(payments.c.customer_id == owner)
+    row = (await session.execute(query)).one_or_none()
     if row is None:
         raise PaymentNotFound(order_id)
     return PaymentView(**{**row._asdict(), "status": PaymentStatus(row.status)})
