@@ -126,9 +126,7 @@ class TokenVerifier:
         return Principal(subject, Role(role))
 
 
-def verifier_from(
-    *, issuer: str, audience: str, jwks_url: str | None, public_key_file: Path | None
-) -> TokenVerifier:
+def verifier_from(*, issuer: str, audience: str, jwks_url: str | None, public_key_file: Path | None) -> TokenVerifier:
     """The verifier the settings describe: the JWKS URL when there is one, else the PEM file."""
     if jwks_url:
         return TokenVerifier(issuer=issuer, audience=audience, jwks_url=jwks_url)
@@ -198,3 +196,12 @@ async def _forbidden(request: Request, exc: Exception) -> JSONResponse:
         title="Forbidden",
         headers={"WWW-Authenticate": 'Bearer error="insufficient_scope"'},
     )
+
+
+def auth_responses(forbidden: str | None = None) -> dict[int, str]:
+    """The 401 (and, when the operation admits only some callers, 403) an operation documents;
+    pass into `problem_responses`."""
+    responses = {401: "no bearer token, or one refused (see `WWW-Authenticate`)"}
+    if forbidden:
+        responses[403] = forbidden
+    return responses
