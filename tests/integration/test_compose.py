@@ -397,12 +397,19 @@ def test_the_topics_are_provisioned_by_the_script_stack_sh_uses_once_the_brokers
     assert topics["restart"] == "no"
 
 
-# Each service's key file settings (environment variable -> the file it names, local and in compose):
-# every service verifies bearer tokens; order seals payment tokens, payment opens them.
+# Each service's key file settings: environment variable -> (the file it names, locally and in
+# compose, and the processes that read it). Every API verifies bearer tokens; order's API seals
+# payment tokens, payment's worker (its executor) opens them.
 KEY_SETTINGS = {
-    "order": {"AUTH_PUBLIC_KEY_FILE": "auth-signing.pub.pem", "PAYMENT_TOKEN_PUBLIC_KEY_FILE": "payment-token.pub"},
-    "payment": {"AUTH_PUBLIC_KEY_FILE": "auth-signing.pub.pem", "PAYMENT_TOKEN_PRIVATE_KEY_FILE": "payment-token.key"},
-    "inventory": {"AUTH_PUBLIC_KEY_FILE": "auth-signing.pub.pem"},
+    "order": {
+        "AUTH_PUBLIC_KEY_FILE": ("auth-signing.pub.pem", ROLES),
+        "PAYMENT_TOKEN_PUBLIC_KEY_FILE": ("payment-token.pub", ROLES),
+    },
+    "payment": {
+        "AUTH_PUBLIC_KEY_FILE": ("auth-signing.pub.pem", ROLES),
+        "PAYMENT_TOKEN_PRIVATE_KEY_FILE": ("payment-token.key", ("worker",)),
+    },
+    "inventory": {"AUTH_PUBLIC_KEY_FILE": ("auth-signing.pub.pem", ROLES)},
 }
 
 
@@ -430,12 +437,12 @@ def test_the_keys_are_made_by_the_script_stack_sh_uses_once_before_any_service_s
     }
 
 
-def test_only_the_keys_service_mounts_every_private_key_and_only_payment_the_sealing_one(services):
+def test_only_the_keys_service_mounts_every_private_key_and_only_the_payment_worker_the_sealing_one(services):
     def mounted_by(volume: str) -> set[str]:
         return {name for name, service in services.items() if volume in {v for v, _ in mounts(service).values()}}
 
     assert mounted_by("keys") == {"keys"}
-    assert mounted_by("payment-key") == {"keys", *(f"payment-{role}" for role in ROLES)}
+    assert mounted_by("payment-key") == {"keys", "payment-worker"}
 
 
 @pytest.mark.parametrize("svc", SERVICES)
@@ -445,13 +452,13 @@ def test_a_service_reads_the_key_files_of_the_local_stack_from_read_only_volumes
     made_by_dev_keys = {name for private, public, _ in dev_keys().PAIRS.values() for name in (private, public)}
     prefix = svc.upper()
 
-    for role in ROLES:
-        service = services[f"{svc}-{role}"]
-        environment, mounted = service["environment"], mounts(service)
-        for setting, file_name in KEY_SETTINGS[svc].items():
-            path = PurePosixPath(environment[f"{prefix}_{setting}"])
-            assert path.name == file_name and file_name in made_by_dev_keys
-            assert Path(getattr(local, setting.lower())) == Path(".run/keys") / file_name  # the local default
+    for setting, (file_name, readers) in KEY_SETTINGS[svc].items():
+        assert file_name in made_by_dev_keys
+        assert Path(getattr(local, setting.lower())) == Path(".run/keys") / file_name  # the local default
+        for role in readers:
+            service = services[f"{svc}-{role}"]
+            path, mounted = PurePosixPath(service["environment"][f"{prefix}_{setting}"]), mounts(service)
+            assert path.name == file_name
             assert str(path.parent) in mounted and mounted[str(path.parent)][1], f"{path} not on a read-only mount"
     assert f"{svc}-migrate" not in services or mounts(services[f"{svc}-migrate"]) == {}
 
