@@ -9,11 +9,17 @@ from pydantic import ValidationError
 GOOD = {"customer_id": "c-1", "items": [{"sku": "SKU-1", "quantity": 2}], "payment_token": "tok_visa"}
 
 
-def test_a_request_becomes_a_place_order_command_with_its_idempotency_key():
-    command = PlaceOrderIn.model_validate(GOOD).to_command("key-1")
+def test_a_request_becomes_a_place_order_command_of_the_caller_with_its_idempotency_key():
+    command = PlaceOrderIn.model_validate(GOOD).to_command("c-1", "key-1")
 
     assert command.items == (Line("SKU-1", 2),)
     assert (command.customer_id, command.payment_token, command.idempotency_key) == ("c-1", "tok_visa", "key-1")
+
+
+def test_the_customer_id_may_be_left_out_of_the_body():
+    body = {key: value for key, value in GOOD.items() if key != "customer_id"}
+
+    assert PlaceOrderIn.model_validate(body).customer_id is None
 
 
 @pytest.mark.parametrize(
@@ -40,7 +46,7 @@ def test_a_quantity_written_as_a_whole_float_is_that_integer_as_json_schema_says
 def test_a_sku_on_several_lines_becomes_one_line_of_the_summed_quantity_in_first_seen_order():
     lines = [{"sku": "B", "quantity": 1}, {"sku": "A", "quantity": 2}, {"sku": "B", "quantity": 3}]
 
-    command = PlaceOrderIn.model_validate({**GOOD, "items": lines}).to_command(None)
+    command = PlaceOrderIn.model_validate({**GOOD, "items": lines}).to_command("c-1", None)
 
     assert command.items == (Line("B", 4), Line("A", 2))
 
