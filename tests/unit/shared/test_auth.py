@@ -6,7 +6,9 @@ import base64
 import hashlib
 import hmac
 import json
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import httpx
@@ -137,6 +139,53 @@ def test_a_verifier_takes_one_key_source_and_only_an_asymmetric_key(keys):
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
     assert TokenVerifier(issuer=ISSUER, audience=AUDIENCE, public_key_pem=rsa_public)  # RS256 for an RSA key
+
+
+def test_a_remembered_token_is_still_refused_once_it_expires(keys, mint):
+    public = keys["signing"].with_name("signing.pub.pem").read_bytes()
+    strict = TokenVerifier(issuer=ISSUER, audience=AUDIENCE, public_key_pem=public, leeway_s=0)
+    token = mint(ttl_s=1)
+    assert strict.verify(token).subject == "alice"  # verified, and remembered
+
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            strict.verify(token)
+        except Unauthenticated as refused:
+            assert "expired" in str(refused)
+            break
+        assert time.monotonic() < deadline, "a remembered token outlived its exp"
+        time.sleep(0.1)
+
+
+def test_keys_come_from_a_jwks_url_picked_by_the_token_s_kid(keys):
+    signing = serialization.load_pem_private_key(keys["signing"].read_bytes(), password=None)
+    jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(signing.public_key())) | {"kid": "k1", "alg": "ES256"}
+    body = json.dumps({"keys": [jwk]}).encode()
+
+    class Jwks(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Jwks)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/.well-known/jwks.json"
+        verifier = TokenVerifier(issuer=ISSUER, audience=AUDIENCE, jwks_url=url)
+        token = jwt.encode(claims(), keys["signing"].read_bytes(), algorithm="ES256", headers={"kid": "k1"})
+        unknown_kid = jwt.encode(claims(), keys["signing"].read_bytes(), algorithm="ES256", headers={"kid": "k9"})
+
+        assert verifier.verify(token) == Principal("alice", Role.CUSTOMER)
+        with pytest.raises(Unauthenticated):
+            verifier.verify(unknown_kid)
+    finally:
+        server.shutdown()
 
 
 # -- the HTTP answers ------------------------------------------------------------------------------
