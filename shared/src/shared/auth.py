@@ -140,7 +140,7 @@ class TokenVerifier:
         subject, role = claims.get("sub"), claims.get(ROLE_CLAIM)
         if not isinstance(subject, str) or not subject.strip():
             raise Unauthenticated("the token's subject (sub) is empty")
-        if role not in set(Role):
+        if not isinstance(role, str) or role not in set(Role):
             raise Unauthenticated(f"the token's {ROLE_CLAIM!r} claim must be one of {', '.join(Role)}")
         return Principal(subject, Role(role)), float(claims["exp"])
 

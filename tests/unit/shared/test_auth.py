@@ -91,6 +91,14 @@ def test_a_token_is_refused_saying_why(verifier, mint, change, reason):
         verifier.verify(mint("alice", role, **change))
 
 
+@pytest.mark.parametrize("role", [["admin"], {"admin": True}, 1, None])
+def test_a_role_claim_that_is_not_one_role_name_is_refused(verifier, keys, role):
+    token = jwt.encode(claims(role=role), keys["signing"].read_bytes(), algorithm="ES256")
+
+    with pytest.raises(Unauthenticated, match="'role' claim must be one of"):
+        verifier.verify(token)
+
+
 def test_a_token_signed_by_another_key_is_refused(verifier, mint, keys):
     with pytest.raises(Unauthenticated, match="signature does not verify"):
         verifier.verify(mint(key_file=keys["other"]))
