@@ -27,6 +27,7 @@ from shared.events.codec import encode
 from shared.events.topics import dead_letter_topic
 from shared.sealing import Opener, Sealer
 from sqlalchemy import text
+from structlog.testing import capture_logs
 
 pytestmark = pytest.mark.infra
 
@@ -132,18 +133,22 @@ async def test_a_charge_whose_token_this_key_cannot_open_is_declined_without_cal
     assert (row["status"], row["failure_reason"], row["payment_token"]) == ("DECLINED", UNREADABLE_TOKEN, None)
 
 
-async def test_a_gateway_error_that_quotes_the_token_is_stored_without_it(
+async def test_a_gateway_error_that_quotes_the_token_is_stored_and_logged_without_it(
     settings, sessions, gateway_name, in_transaction, order_created, stock_reserved, payment, order_id
 ):
     token = distinct()
     await in_transaction(record_order, order_created(order_id, token))
     await in_transaction(record_reservation, stock_reserved(order_id))
     executor = GatewayExecutor(settings, sessions, QuotingGateway(), gateway_name=gateway_name, opener=opener())
-    await executor.start_due_calls()
-    await executor.drain()
+    with capture_logs() as logged:
+        await executor.start_due_calls()
+        await executor.drain()
 
     row = await payment(order_id)
     assert row["status"] == "CHARGING" and token not in row["last_error"] and REDACTED in row["last_error"]
+    [error] = [line for line in logged if line["event"] == "gateway call raised an unexpected error"]
+    assert "RuntimeError: gateway refused request" in error["exception"]  # the traceback, token left out
+    assert token not in repr(logged)
 
 
 async def test_the_worker_dead_letters_an_order_created_whose_token_cannot_be_opened_with_the_cause(

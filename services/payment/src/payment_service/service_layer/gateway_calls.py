@@ -106,14 +106,15 @@ async def call_gateway(gateway: PaymentGateway, claim: Claim, settings: Settings
     is an outcome, not an exception."""
     kind = "charge" if isinstance(claim.call, ChargeCall) else "refund"
     token = None
-    try:
-        if isinstance(claim.call, ChargeCall):
+    if isinstance(claim.call, ChargeCall):
+        try:
             token = opener.open(claim.call.sealed_token)
+        except CannotOpen:  # the key it was sealed to is gone: no one can charge it, ever
+            log.warning("payment token cannot be opened; the charge is declined", order_id=str(claim.order_id))
+            return Answered(claim, ChargeResult(approved=False, decline_reason=UNREADABLE_TOKEN))
+    try:
         async with asyncio.timeout(settings.gateway_timeout_s):
             answer = await _call(gateway, claim.call, token)
-    except CannotOpen:
-        log.warning("payment token cannot be opened; the charge is declined", order_id=str(claim.order_id))
-        return Answered(claim, ChargeResult(approved=False, decline_reason=UNREADABLE_TOKEN))
     except TimeoutError:
         GATEWAY_CALLS.labels(kind, "timeout").inc()
         return Unanswered(claim, f"no answer within {settings.gateway_timeout_s:g} s")
