@@ -31,8 +31,9 @@ or the customer cancels.
 """
 
 IDEMPOTENCY_KEY_DOC = (
-    "Makes the request safe to retry: the same key with the same body returns the order the first "
-    "request created; with a different body the answer is 409. Printable ASCII, no space at either end."
+    "Makes the request safe to retry: the same key with the same customer and lines returns the order "
+    "the first request created (whatever payment token it carries: no trace of a token is kept to "
+    "compare); with other lines the answer is 409. Printable ASCII, no space at either end."
 )
 # A structured-field string of printable ASCII (the IETF idempotency-key draft), 255 at most.
 IdempotencyKey = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$")]
