@@ -42,7 +42,7 @@ def tables_containing(*needles: str) -> dict[str, list[str]]:
         assert needle.replace("_", "").replace("-", "").isalnum(), "a needle goes into the SQL as a literal"
     sql = COUNTS_PER_TABLE.format(
         columns=", ".join(f"(xpath('/row/n{i}/text()', x))[1]::text" for i in range(len(needles))),
-        counts=", ".join(f"count(*) FILTER (WHERE t::text ILIKE ''%%{n}%%'') AS n{i}" for i, n in enumerate(needles)),
+        counts=", ".join(f"count(*) FILTER (WHERE {_matches(needle)}) AS n{i}" for i, needle in enumerate(needles)),
     )
     result = subprocess.run(
         ["bash", str(REPO / "infra/postgres/postgres.sh"), "psql", "-Atq", "-v", "ON_ERROR_STOP=1"],
@@ -55,6 +55,12 @@ def tables_containing(*needles: str) -> dict[str, list[str]]:
     rows = [line.split("|") for line in result.stdout.splitlines()]
     assert len(rows) > 10, f"too few tables searched: {rows}"
     return {needle: [row[0] for row in rows if int(row[i + 1]) > 0] for i, needle in enumerate(needles)}
+
+
+def _matches(needle: str) -> str:
+    """A row's text holds the needle as text, or as a bytea column shows it (the outboxes' values): in
+    hex. Written for the inner query of format(), so quotes are doubled and % is %%."""
+    return " OR ".join(f"t::text ILIKE ''%%{form}%%''" for form in (needle, needle.encode().hex()))
 
 
 async def records_since(start_ms: int) -> list[tuple[str, bytes]]:
