@@ -47,9 +47,10 @@ from aiokafka.errors import KafkaError
 from shared.db import asyncpg_dsn
 from shared.events import Envelope, PricedLine, StockReserved
 from shared.events.codec import encode
+from shared.kafka.security import LOCAL_KAFKA, admin_client_config, as_admin
 from shared.logging import configure_logging
 from shared.outbox.relay import OutboxRelay
-from shared.settings import LOCAL_KAFKA, ServiceSettings
+from shared.settings import ServiceSettings
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results" / "relay_throughput.json"
@@ -89,6 +90,7 @@ def settings() -> ServiceSettings:
         database_url=DATABASE_URL,
         db_schema=SCHEMA,
         kafka_bootstrap_servers=KAFKA,
+        **as_admin(),  # its own scratch topic, which no service's ACL grants
         http_port=0,
         relay_metrics_port=0,
         worker_metrics_port=0,
@@ -125,7 +127,7 @@ async def create_tables(dsn: str) -> None:
 
 
 async def recreate_topic() -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA, client_id="bench")
+    admin = AIOKafkaAdminClient(**admin_client_config(KAFKA), client_id="bench")
     await admin.start()
     try:
         if TOPIC in await admin.list_topics():

@@ -48,6 +48,7 @@ import uvloop
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from shared.events.topics import PARTITIONS
+from shared.kafka.security import admin_client_config
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -145,7 +146,9 @@ class TerminalWatch:
 
     def __init__(self) -> None:
         self.terminal_at: dict[str, tuple[float, str]] = {}
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False, fetch_max_wait_ms=100)
+        self._consumer = AIOKafkaConsumer(
+            **admin_client_config(BOOTSTRAP), enable_auto_commit=False, fetch_max_wait_ms=100
+        )
         self._task: asyncio.Task[None] | None = None
         self._progress = asyncio.Event()
 
@@ -270,8 +273,8 @@ class Load:
 
 # --- measurement of one rate ------------------------------------------------------------------------
 async def consumer_lag() -> dict[str, int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
-    consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP)
+    admin = AIOKafkaAdminClient(**admin_client_config(BOOTSTRAP))
+    consumer = AIOKafkaConsumer(**admin_client_config(BOOTSTRAP))
     await admin.start()
     await consumer.start()
     try:

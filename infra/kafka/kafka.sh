@@ -4,8 +4,10 @@
 #
 #   kafka.sh install          resolve the jars once into .cache/kafka/libs (needs java + mvn)
 #   kafka.sh broker N         format node N's storage on first start, then exec the broker (foreground)
-#   kafka.sh tool NAME ARGS   run one of Kafka's command-line tools (topics, consumer-groups, ...)
+#   kafka.sh tool NAME ARGS   run one of Kafka's command-line tools (topics, consumer-groups, ...) as
+#                             the admin principal (its client properties: .run/kafka/admin.properties)
 #   kafka.sh ports N          print node N's client and controller ports
+#   kafka.sh admin-properties write the admin's client properties file and print its path
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -14,12 +16,29 @@ RUN_DIR="${KAFKA_RUN_DIR:-$REPO/.run/kafka}"
 # A fixed cluster id: the same on every machine, so the storage of a node can be checked against it.
 CLUSTER_ID="${KAFKA_CLUSTER_ID:-4L6g3nShT-eMCtK--X86sw}"
 BROKERS=3
-VOTERS="1@127.0.0.1:9093,2@127.0.0.1:9095,3@127.0.0.1:9097"
-BOOTSTRAP="127.0.0.1:9092,127.0.0.1:9094,127.0.0.1:9096"
+# Node N listens for clients on PORT_BASE+2N and for controllers on PORT_BASE+2N+1 (9092/9093 ...);
+# another base gives a second, throwaway cluster beside the running one (with its own KAFKA_RUN_DIR).
+PORT_BASE="${KAFKA_PORT_BASE:-9090}"
 HEAP="${KAFKA_HEAP_OPTS:--Xms256m -Xmx768m}"
 
-client_port() { echo $((9090 + 2 * $1)); }
-controller_port() { echo $((9091 + 2 * $1)); }
+client_port() { echo $((PORT_BASE + 2 * $1)); }
+controller_port() { echo $((PORT_BASE + 1 + 2 * $1)); }
+VOTERS="1@127.0.0.1:$(controller_port 1),2@127.0.0.1:$(controller_port 2),3@127.0.0.1:$(controller_port 3)"
+BOOTSTRAP="127.0.0.1:$(client_port 1),127.0.0.1:$(client_port 2),127.0.0.1:$(client_port 3)"
+
+# SASL identities (docs/security.md, "Kafka principals and ACLs"). The development passwords are
+# fixed, "<principal>-kafka-dev", the same as the services' settings defaults and compose's; the
+# services refuse them in production. `broker` (inter-broker, SCRAM) and `controller` (controller
+# listener, PLAIN) are the brokers' own; `admin` provisions topics and ACLs and runs the tools;
+# order, payment and inventory are the services'.
+SCRAM_PRINCIPALS=(broker admin order payment inventory)
+password_of() {
+  local var="KAFKA_$(echo "$1" | tr '[:lower:]' '[:upper:]')_PASSWORD"
+  echo "${!var:-$1-kafka-dev}"
+}
+# Written when a node's storage is formatted with the SCRAM credentials: storage without it was
+# formatted before Kafka authenticated its clients (see broker()).
+SCRAM_MARKER=".formatted-with-scram"
 
 install() {
   if [ -f "$LIBS/.complete" ] && [ "$LIBS/.complete" -nt "$REPO/infra/kafka/pom.xml" ]; then return; fi
@@ -46,6 +65,8 @@ write_config() {
       -e "s/@CONTROLLER_PORT@/$(controller_port "$n")/g" \
       -e "s/@VOTERS@/$VOTERS/g" \
       -e "s#@LOG_DIR@#$dir/data#g" \
+      -e "s/@BROKER_PASSWORD@/$(password_of broker)/g" \
+      -e "s/@CONTROLLER_PASSWORD@/$(password_of controller)/g" \
       "$REPO/infra/kafka/server.properties.template" > "$dir/server.properties"
 }
 
@@ -53,11 +74,25 @@ broker() {
   local n=$1 dir="$RUN_DIR/broker-$1"
   install
   write_config "$n" "$dir"
+  if [ -f "$dir/data/meta.properties" ] && [ ! -f "$dir/data/$SCRAM_MARKER" ]; then
+    # Formatted before SASL: its metadata has no SCRAM users, so no broker could authenticate to
+    # another. Adding them would need the old open listener one more time; this is local
+    # development data, so it is reset instead (topics are recreated by make up; the services'
+    # databases keep their state).
+    echo "kafka: node $n's storage predates SASL/SCRAM; resetting the local Kafka data in $dir/data" >&2
+    rm -rf "$dir/data"
+    mkdir -p "$dir/data"
+  fi
   if [ ! -f "$dir/data/meta.properties" ]; then
-    echo "kafka: formatting storage of node $n"
+    echo "kafka: formatting storage of node $n, with the SCRAM users ${SCRAM_PRINCIPALS[*]}"
+    local scram=() principal
+    for principal in "${SCRAM_PRINCIPALS[@]}"; do
+      scram+=(--add-scram "SCRAM-SHA-512=[name=$principal,password=$(password_of "$principal")]")
+    done
     java $HEAP -Dlog4j2.configurationFile="$REPO/infra/kafka/log4j2.yaml" -cp "$LIBS/*" \
       kafka.tools.StorageTool format --cluster-id "$CLUSTER_ID" --config "$dir/server.properties" \
-      --ignore-formatted
+      --ignore-formatted "${scram[@]}" >/dev/null  # its output shows the credentials it writes
+    touch "$dir/data/$SCRAM_MARKER"
   fi
   java_cmd kafka.Kafka "$dir/server.properties"
 }
@@ -77,12 +112,33 @@ tool() {
     metadata-quorum) cls=org.apache.kafka.tools.MetadataQuorumCommand ;;
     get-offsets) cls=org.apache.kafka.tools.GetOffsetShell ;;
     delete-records) cls=org.apache.kafka.tools.DeleteRecordsCommand ;;
+    acls) cls=org.apache.kafka.tools.AclCommand ;;
     *) echo "unknown tool '$name' (topics, consumer-groups, console-consumer, console-producer," \
-            "producer-perf-test, consumer-perf-test, configs, metadata-quorum, get-offsets, delete-records)" >&2
+            "producer-perf-test, consumer-perf-test, configs, metadata-quorum, get-offsets, delete-records, acls)" >&2
        exit 2 ;;
   esac
   install
-  HEAP="-Xmx256m" java_cmd -Dlog4j2.configurationFile="$REPO/infra/kafka/log4j2-tools.yaml" "$cls" "$@"
+  # Every tool connects as the admin (Kafka 4's tools all read a client properties file given as
+  # --command-config), unless the caller names another file.
+  local config=()
+  case " $* " in
+    *" --command-config "*|*".config "*) ;;
+    *) config=(--command-config "$(admin_properties)") ;;
+  esac
+  HEAP="-Xmx256m" java_cmd -Dlog4j2.configurationFile="$REPO/infra/kafka/log4j2-tools.yaml" "$cls" "$@" "${config[@]}"
+}
+
+# The admin principal's client properties, for the tools (kept under .run/, never committed).
+admin_properties() {
+  local file="$RUN_DIR/admin.properties"
+  mkdir -p "$RUN_DIR"
+  umask 077
+  cat > "$file" <<PROPERTIES
+security.protocol=SASL_PLAINTEXT
+sasl.mechanism=SCRAM-SHA-512
+sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$(password_of admin)";
+PROPERTIES
+  echo "$file"
 }
 
 case "${1:-}" in
@@ -91,5 +147,6 @@ case "${1:-}" in
   tool) shift; tool "$@" ;;
   ports) echo "client=$(client_port "${2:?}") controller=$(controller_port "$2")" ;;
   bootstrap) echo "$BOOTSTRAP" ;;
+  admin-properties) admin_properties ;;
   *) sed -n '2,10p' "$0" >&2; exit 2 ;;
 esac

@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from dev_token import mint_token
 from shared.events.codec import decode
 from shared.events.topics import EVENT_TOPICS, PARTITIONS
+from shared.kafka.security import admin_client_config
 
 ORDERS = os.environ.get("ORDER_URL", "http://127.0.0.1:8001")
 PAYMENTS = os.environ.get("PAYMENT_URL", "http://127.0.0.1:8002")
@@ -47,7 +48,7 @@ def money(amount: int | None, currency: str | None) -> str:
 
 
 async def end_offsets() -> dict[TopicPartition, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**admin_client_config(BOOTSTRAP), enable_auto_commit=False)
     await consumer.start()
     try:
         return await consumer.end_offsets(
@@ -59,7 +60,7 @@ async def end_offsets() -> dict[TopicPartition, int]:
 
 async def events_since(start: dict[TopicPartition, int], order_ids: set[str]) -> list:
     """Every saga event about these orders published since `start`, from all three topics."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**admin_client_config(BOOTSTRAP), enable_auto_commit=False)
     await consumer.start()
     found = []
     try:

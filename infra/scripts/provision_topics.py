@@ -1,26 +1,27 @@
-"""Wait for the Kafka cluster, then create or check the event topics (idempotent)."""
+"""Wait for the Kafka cluster, then, as the admin principal, create or check the event topics and
+grant every service's ACLs (idempotent: make up runs it at every start, compose as a one-shot job)."""
 
 import asyncio
 import logging
-import os
 import sys
 
-from shared.kafka.provisioning import TopicMismatch, ensure_topics, wait_for_cluster
-
-BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092,127.0.0.1:9094,127.0.0.1:9096")
+from shared.kafka.acls import all_service_acls
+from shared.kafka.provisioning import TopicMismatch, provision, wait_for_cluster
+from shared.kafka.security import admin_client_config
 
 
 async def main() -> int:
+    kafka = admin_client_config()  # KAFKA_BOOTSTRAP_SERVERS, KAFKA_ADMIN_PASSWORD, or the local defaults
     # While the brokers start, every refused connection is expected: wait_for_cluster retries them.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-    await wait_for_cluster(BOOTSTRAP, brokers=3)
+    await wait_for_cluster(kafka, brokers=3)
     try:
-        report = await ensure_topics(BOOTSTRAP)
+        report = await provision(kafka)
     except TopicMismatch as exc:
         print(f"topics: settings differ from shared/events/topics.py: {exc}", file=sys.stderr)
         return 1
     created = f"created {', '.join(report.created)}" if report.created else "all present"
-    print(f"kafka: 3 brokers ready; topics {created}")
+    print(f"kafka: 3 brokers ready; topics {created}; {len(all_service_acls())} service ACLs granted")
     return 0
 
 

@@ -7,6 +7,7 @@ import os
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from shared.events.topics import EVENT_TOPICS, PARTITIONS, dead_letter_topic
+from shared.kafka.security import admin_client_config
 
 BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092,127.0.0.1:9094,127.0.0.1:9096")
 DEAD_LETTER_PARTITIONS = [
@@ -15,7 +16,7 @@ DEAD_LETTER_PARTITIONS = [
 
 
 def reader() -> AIOKafkaConsumer:
-    return AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False, client_id="e2e-dead-letters")
+    return AIOKafkaConsumer(**admin_client_config(BOOTSTRAP), enable_auto_commit=False, client_id="e2e-dead-letters")
 
 
 async def end_offsets() -> dict[TopicPartition, int]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from shared.events.topics import EVENT_TOPICS, ORDER_EVENTS
+from shared.kafka.security import admin_client_config
 
 from .conftest import REPO, supervisorctl
 from .storefront import eventually
@@ -89,7 +90,7 @@ async def sigkill(program: str, *, timeout: float = 60) -> None:
 # --- Kafka -----------------------------------------------------------------------------------------
 async def describe_partitions(topics: tuple[str, ...]) -> list[dict]:
     """Every partition of these topics, with leader, replicas and ISR (a fresh client: any live broker answers)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP, request_timeout_ms=5000, client_id="fault-matrix")
+    admin = AIOKafkaAdminClient(**admin_client_config(BOOTSTRAP), request_timeout_ms=5000, client_id="fault-matrix")
     await admin.start()
     try:
         return [partition for topic in await admin.describe_topics(list(topics)) for partition in topic["partitions"]]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from shared.events.topics import EVENT_TOPICS, PARTITIONS, dead_letter_topic
+from shared.kafka.security import admin_client_config
 
 from .conftest import REPO
 from .dead_letters import BOOTSTRAP
@@ -69,7 +70,9 @@ def _matches(needle: str) -> str:
 async def records_since(start_ms: int) -> list[tuple[str, bytes]]:
     """Every record of every topic and dead-letter topic written since `start_ms`: (topic, the
     record's key, value and headers as one byte string)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False, client_id="e2e-token-search")
+    consumer = AIOKafkaConsumer(
+        **admin_client_config(BOOTSTRAP), enable_auto_commit=False, client_id="e2e-token-search"
+    )
     await consumer.start()
     found: list[tuple[str, bytes]] = []
     try:

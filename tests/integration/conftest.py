@@ -27,6 +27,7 @@ from shared.db import create_engine, create_session_factory
 from shared.events import Envelope
 from shared.events.codec import decode
 from shared.kafka.provisioning import wait_for_cluster
+from shared.kafka.security import admin_client_config
 from shared.outbox.tables import outbox
 from shared.settings import ServiceSettings
 from sqlalchemy import select
@@ -159,6 +160,13 @@ def bootstrap_servers() -> str:
 
 
 @pytest.fixture(scope="session")
+def admin_kafka(bootstrap_servers: str) -> dict[str, Any]:
+    """The admin principal's client settings (shared.kafka.security): the tests' own Kafka clients
+    connect as it, so that no ACL limits their scratch topics and groups."""
+    return admin_client_config(bootstrap_servers)
+
+
+@pytest.fixture(scope="session")
 def postgres_dsns() -> dict[str, str]:
     """A plain (asyncpg) DSN for each service role, keyed by role name."""
     host = os.environ.get("POSTGRES_HOST", "127.0.0.1")
@@ -169,8 +177,8 @@ def postgres_dsns() -> dict[str, str]:
 @pytest.fixture(scope="session")
 async def kafka_admin(bootstrap_servers: str) -> AsyncIterator[AIOKafkaAdminClient]:
     """An admin client on a cluster whose three brokers are registered."""
-    await wait_for_cluster(bootstrap_servers, brokers=BROKERS, timeout=120)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="integration-tests")
+    await wait_for_cluster(admin_client_config(bootstrap_servers), brokers=BROKERS, timeout=120)
+    admin = AIOKafkaAdminClient(**admin_client_config(bootstrap_servers), client_id="integration-tests")
     await admin.start()
     yield admin
     await admin.close()

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from shared.kafka.security import admin_client_config
 
 pytestmark = pytest.mark.infra
 
@@ -32,7 +33,7 @@ def durable_producer(bootstrap_servers: str) -> AIOKafkaProducer:
     # With idempotence aiokafka retries a batch until it succeeds (it never expires it), and the
     # sequence numbers let the new leader drop a batch the old one had already written.
     return AIOKafkaProducer(
-        bootstrap_servers=bootstrap_servers,
+        **admin_client_config(bootstrap_servers),
         acks="all",
         enable_idempotence=True,
         retry_backoff_ms=200,
@@ -43,7 +44,7 @@ def durable_producer(bootstrap_servers: str) -> AIOKafkaProducer:
 
 async def reader(bootstrap_servers: str, topic: str) -> AIOKafkaConsumer:
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers,
+        **admin_client_config(bootstrap_servers),
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         client_id="it-failover-consumer",
@@ -112,7 +113,7 @@ async def test_a_record_produced_with_acks_all_to_a_replicated_topic_is_consumed
         await producer.stop()
 
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers, enable_auto_commit=False, auto_offset_reset="earliest"
+        **admin_client_config(bootstrap_servers), enable_auto_commit=False, auto_offset_reset="earliest"
     )
     await consumer.start()
     try:

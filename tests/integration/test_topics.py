@@ -53,10 +53,10 @@ async def test_every_partition_of_a_topic_is_replicated_on_distinct_brokers(kafk
 
 
 async def test_ensure_topics_on_the_provisioned_cluster_creates_nothing_and_finds_no_drift(
-    healthy_cluster, bootstrap_servers
+    healthy_cluster, admin_kafka
 ):
-    first = await ensure_topics(bootstrap_servers)
-    second = await ensure_topics(bootstrap_servers)
+    first = await ensure_topics(admin_kafka)
+    second = await ensure_topics(admin_kafka)
 
     for report in (first, second):
         assert report.created == []
@@ -65,12 +65,12 @@ async def test_ensure_topics_on_the_provisioned_cluster_creates_nothing_and_find
 
 
 async def test_ensure_topics_creates_a_missing_topic_once_and_finds_it_the_second_time(
-    healthy_cluster, bootstrap_servers, unique_topic_name, topic_cleanup
+    healthy_cluster, admin_kafka, unique_topic_name, topic_cleanup
 ):
     spec = dataclasses.replace(SPECS["order-events"], name=unique_topic_name, partitions=3)
     try:
-        first = await ensure_topics(bootstrap_servers, [spec])
-        second = await ensure_topics(bootstrap_servers, [spec])
+        first = await ensure_topics(admin_kafka, [spec])
+        second = await ensure_topics(admin_kafka, [spec])
         settings = (await describe_topic_settings(healthy_cluster, [spec.name]))[spec.name]
     finally:
         await topic_cleanup(healthy_cluster, [unique_topic_name])
@@ -91,7 +91,7 @@ DRIFTS = {
 
 @pytest.mark.parametrize("drift", list(DRIFTS))
 async def test_a_topic_that_exists_with_other_settings_is_reported_as_a_mismatch(
-    healthy_cluster, bootstrap_servers, scratch_topics, drift
+    healthy_cluster, admin_kafka, scratch_topics, drift
 ):
     changes, problem = DRIFTS[drift]
     expected = TopicSpec(
@@ -108,8 +108,8 @@ async def test_a_topic_that_exists_with_other_settings_is_reported_as_a_mismatch
     spec = dataclasses.replace(expected, name=name)
 
     with pytest.raises(TopicMismatch, match=f"{name}: {problem}"):
-        await ensure_topics(bootstrap_servers, [spec])
+        await ensure_topics(admin_kafka, [spec])
 
-    report = await ensure_topics(bootstrap_servers, [spec], strict=False)
+    report = await ensure_topics(admin_kafka, [spec], strict=False)
     assert report.mismatches == [f"{name}: {problem}"]
     assert report.created == []

@@ -63,7 +63,7 @@ def create_service_app(
         app.state.engine = create_engine(settings, role="api")
         app.state.sessions = create_session_factory(app.state.engine)
         app.state.kafka_admin = AIOKafkaAdminClient(
-            bootstrap_servers=settings.kafka_bootstrap_servers, client_id=f"{settings.service_name}-api"
+            **settings.kafka_client_config(), client_id=f"{settings.service_name}-api"
         )
         try:
             await app.state.kafka_admin.start()
@@ -162,7 +162,7 @@ async def _kafka_ok(request: Request) -> None:
     admin = request.app.state.kafka_admin
     if admin is None:
         settings = request.app.state.settings
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+        admin = AIOKafkaAdminClient(**settings.kafka_client_config(), client_id=f"{settings.service_name}-api")
         await admin.start()
         request.app.state.kafka_admin = admin
     cluster = await admin.describe_cluster()

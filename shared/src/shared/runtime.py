@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.consumer.worker import Consumption, EventWorker
 from shared.db import asyncpg_dsn, create_engine, create_session_factory
-from shared.kafka.provisioning import ensure_topics
+from shared.kafka.provisioning import check_topics
 from shared.logging import configure_logging, get_logger
 from shared.metrics import serve_metrics
 from shared.outbox.relay import OutboxRelay
@@ -44,7 +44,7 @@ def relay_main(settings: ServiceSettings) -> None:
     serve_metrics(settings.relay_metrics_port, settings.metrics_host)
 
     async def main(stop: asyncio.Event) -> None:
-        await ensure_topics(settings.kafka_bootstrap_servers)
+        await check_topics(settings.kafka_client_config())
         await OutboxRelay(settings, asyncpg_dsn(settings.database_url)).run(stop)
 
     run_until_signalled(main)
@@ -63,7 +63,7 @@ async def run_worker(
     own (a failure) sets `stop`, so the others wind down as on SIGTERM (records in hand finished,
     offsets committed); then its failure is raised, and the process exits non-zero for its
     supervisor to restart it."""
-    await ensure_topics(settings.kafka_bootstrap_servers)
+    await check_topics(settings.kafka_client_config())
     engine = create_engine(settings, role="worker")
     sessions = create_session_factory(engine)
     try:

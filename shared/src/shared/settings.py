@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-LOCAL_KAFKA = "127.0.0.1:9092,127.0.0.1:9094,127.0.0.1:9096"
+from shared.kafka.security import LOCAL_KAFKA, SecurityProtocol, client_config, development_password
 
 
 def outside_production(value: str) -> Any:
@@ -39,6 +39,17 @@ class ServiceSettings(BaseSettings):
     migration_database_url: str | None = None
 
     kafka_bootstrap_servers: str = LOCAL_KAFKA
+    # Who the service is to Kafka: its own SCRAM principal, named as the service, which may do what
+    # shared.kafka.acls grants it and nothing else. The password defaults to the development one
+    # (shared.kafka.security.development_password) outside production; production must set it, and
+    # refuses the development one. PLAINTEXT (no identity) is for a test's private cluster only.
+    kafka_security_protocol: SecurityProtocol = "SASL_PLAINTEXT"
+    kafka_username: str = Field(default_factory=lambda data: data["service_name"])
+    kafka_password: str | None = Field(
+        default_factory=lambda data: (
+            None if data.get("environment") == "production" else development_password(data["kafka_username"])
+        )
+    )
     http_port: int
     # Where the API, and the relay's and worker's metrics, listen. Loopback by default: nothing answers
     # another machine unless a deployment says so (compose's containers listen on 0.0.0.0 inside their
@@ -118,6 +129,13 @@ class ServiceSettings(BaseSettings):
             raise ValueError("migration_database_url uses the development password; set a real one in production")
         if self.environment == "production" and self.db_ssl in ("disable", "prefer"):
             raise ValueError("db_ssl must be require, verify-ca or verify-full in production")
+        if self.environment == "production" and self.kafka_password in (
+            None,
+            development_password(self.kafka_username),
+        ):
+            raise ValueError("kafka_password is unset or the development one; set a real one in production")
+        if self.environment == "production" and self.kafka_security_protocol == "PLAINTEXT":
+            raise ValueError("kafka_security_protocol must authenticate (SASL_SSL, SASL_PLAINTEXT) in production")
         return self
 
     @model_validator(mode="after")
@@ -132,9 +150,18 @@ class ServiceSettings(BaseSettings):
     def group_id(self) -> str:
         return self.consumer_group or f"{self.service_name}-service"
 
+    def kafka_client_config(self) -> dict[str, Any]:
+        """The address and identity every Kafka client of the service is built with."""
+        return client_config(
+            self.kafka_bootstrap_servers,
+            self.kafka_username,
+            self.kafka_password or "",
+            self.kafka_security_protocol,
+        )
+
     def producer_config(self) -> dict[str, Any]:
         return {
-            "bootstrap_servers": self.kafka_bootstrap_servers,
+            **self.kafka_client_config(),
             "client_id": f"{self.service_name}-producer",
             "acks": "all" if self.producer_acks == "all" else int(self.producer_acks),
             "enable_idempotence": self.producer_enable_idempotence,
@@ -146,7 +173,7 @@ class ServiceSettings(BaseSettings):
 
     def consumer_config(self) -> dict[str, Any]:
         return {
-            "bootstrap_servers": self.kafka_bootstrap_servers,
+            **self.kafka_client_config(),
             "client_id": f"{self.service_name}-worker",
             "group_id": self.group_id,
             "enable_auto_commit": False,  # offsets are committed only after the database commit

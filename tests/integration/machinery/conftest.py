@@ -45,6 +45,7 @@ from shared.db import asyncpg_dsn, create_engine, create_session_factory
 from shared.events.base import Envelope
 from shared.events.topics import dead_letter_topic
 from shared.kafka.provisioning import wait_for_cluster
+from shared.kafka.security import admin_client_config, as_admin
 from shared.outbox import add_to_outbox
 from shared.outbox.migration import create_machinery_tables
 from shared.outbox.relay import OutboxRelay
@@ -147,6 +148,7 @@ def make_settings(db: Database) -> Callable[..., ServiceSettings]:
             "database_url": DATABASE_URL,
             "db_schema": db.schema,
             "kafka_bootstrap_servers": KAFKA,
+            **as_admin(),  # scratch topics and groups, which no service's ACL grants
             "http_port": 0,
             "relay_metrics_port": 0,
             "worker_metrics_port": 0,
@@ -165,8 +167,8 @@ def make_settings(db: Database) -> Callable[..., ServiceSettings]:
 
 @pytest.fixture(scope="session")
 async def kafka() -> AsyncIterator[Kafka]:
-    await wait_for_cluster(KAFKA, brokers=3, timeout=120)
-    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA, client_id="machinery-tests")
+    await wait_for_cluster(admin_client_config(KAFKA), brokers=3, timeout=120)
+    admin = AIOKafkaAdminClient(**admin_client_config(KAFKA), client_id="machinery-tests")
     await admin.start()
     yield Kafka(admin)
     await admin.close()

@@ -2,7 +2,9 @@
 cluster serves every other test and the running services, and is never touched.
 
 Two processes, started from the jars `infra/kafka/kafka.sh install` resolved and with the same
-server.properties template the shared cluster uses (a few settings appended, which override it):
+server.properties template the shared cluster uses (a few settings appended, which override it;
+among them, its listeners are PLAINTEXT without an authorizer: the cluster is private to its test,
+which is about a leaderless partition, not about who may connect):
 - node 1, controller and broker, with its own cluster id, free ports and a temporary log directory;
 - node 2, a broker only.
 Node 2 is there so that a partition can be *leaderless*: with a topic whose only replica is on node
@@ -46,6 +48,15 @@ share.coordinator.state.topic.min.isr=1
 num.partitions=1
 broker.session.timeout.ms=2000
 broker.heartbeat.interval.ms=250
+"""
+
+
+# No SASL and no authorizer (the template's are for the shared cluster).
+PLAINTEXT = """
+advertised.listeners=PLAINTEXT://127.0.0.1:{client_port}
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+authorizer.class.name=
 """
 
 
@@ -124,7 +135,7 @@ class DisposableKafka:
             "@LOG_DIR@": str(node.directory / "data"),
         }.items():
             template = template.replace(name, value)
-        overrides = SMALL_CLUSTER + f"listeners={listeners}\n"
+        overrides = SMALL_CLUSTER + f"listeners={listeners}\n" + PLAINTEXT.format(client_port=node.client_port)
         if not controller:
             overrides += "process.roles=broker\n"
         node.directory.mkdir(parents=True)

@@ -22,6 +22,7 @@ from prometheus_client import REGISTRY
 from shared.consumer import SessionBatch
 from shared.events import Envelope, LowStockAlert
 from shared.events.codec import encode
+from shared.kafka.security import admin_client_config
 from sqlalchemy import text
 
 T = TypeVar("T")
@@ -165,7 +166,7 @@ async def retrying(operation: Callable[[], Awaitable[T]], *, timeout: float = 60
 
 async def send_to_partition(topic: str, partition: int, *envelopes: Envelope) -> list[Any]:
     """Write the events straight to one partition of the topic; the records' metadata, in order."""
-    producer = AIOKafkaProducer(bootstrap_servers=KAFKA, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(**admin_client_config(KAFKA), acks="all", enable_idempotence=True)
     await producer.start()
     try:
         sent = []
@@ -195,7 +196,7 @@ class Kafka:
 
     @asynccontextmanager
     async def consumer(self, **config: Any) -> AsyncIterator[AIOKafkaConsumer]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA, enable_auto_commit=False, **config)
+        consumer = AIOKafkaConsumer(**admin_client_config(KAFKA), enable_auto_commit=False, **config)
         await consumer.start()
         # Let the consumer's background tasks start: stopped before they ever ran (a read with nothing
         # to read), aiokafka's group-less coordinator raises CancelledError from its close().

@@ -38,6 +38,7 @@ from shared.consumer.dead_letter import (
 from shared.events import Envelope, OrderCancelled
 from shared.events.codec import encode
 from shared.events.topics import INVENTORY_EVENTS, ORDER_EVENTS, dead_letter_topic
+from shared.kafka.security import admin_client_config
 
 pytestmark = [pytest.mark.infra, pytest.mark.timeout(120)]
 
@@ -152,7 +153,7 @@ async def test_poison_records_land_in_the_dead_letter_topic_with_their_original_
     await kafka.place_group(settings.group_id, start)
 
     # One key, so one partition, in this order: the poison, an unknown event type, a valid event.
-    producer = AIOKafkaProducer(bootstrap_servers=KAFKA, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(**admin_client_config(KAFKA), acks="all", enable_idempotence=True)
     await producer.start()
     try:
         sent = {}

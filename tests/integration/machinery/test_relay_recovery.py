@@ -70,6 +70,7 @@ async def test_after_its_batches_expired_on_a_leaderless_partition_the_relay_pub
     await wait_until(lambda: _is(cluster.leader_of(topic), 2), timeout=20, what="node 2 leads the partition")
     settings = make_settings(
         kafka_bootstrap_servers=cluster.bootstrap,
+        kafka_security_protocol="PLAINTEXT",  # the disposable cluster is private to this test
         producer_request_timeout_ms=REQUEST_TIMEOUT_MS,
         relay_batch_size=10,  # several relay batches, two of them in flight
     )

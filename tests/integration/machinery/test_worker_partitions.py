@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from machinery_support import KAFKA, alert, apply_effect, consumer_events, send_to_partition, unique_keys, wait_until
 from shared.consumer import EventWorker
 from shared.events import Envelope
+from shared.kafka.security import admin_client_config
 
 pytestmark = [pytest.mark.infra, pytest.mark.timeout(120)]
 
@@ -46,7 +47,7 @@ async def a_newcomer_takes_partition_1(topic: str, group_id: str) -> AsyncIterat
     start with the client id and the assignor hands partitions out in member-id order: the worker's
     client id starts with "mt_", so the newcomer ("zz-...") gets partition 1."""
     newcomer = AIOKafkaConsumer(
-        topic, bootstrap_servers=KAFKA, group_id=group_id, client_id="zz-newcomer", enable_auto_commit=False
+        topic, **admin_client_config(KAFKA), group_id=group_id, client_id="zz-newcomer", enable_auto_commit=False
     )
     await newcomer.start()
     try:

@@ -182,12 +182,12 @@ async def test_an_order_s_published_events_read_back_from_the_topic_fold_to_its_
     await eventually(published, timeout=60, what=f"the events of order {order_id} published")
 
     histories = TopicHistories()
-    async for record in order_topic.read_to_end(order_settings.kafka_bootstrap_servers):
+    async for record in order_topic.read_to_end(order_settings.kafka_client_config()):
         histories.add_record(record.value, record.headers or ())
     async with sessions() as session:
         live = await projection.get(session, order_id)
     assert fold(histories.histories[order_id]) == live
 
-    report = await rebuild_from_topic(sessions, order_settings.kafka_bootstrap_servers)
+    report = await rebuild_from_topic(sessions, order_settings.kafka_client_config())
     assert report.ok, report.render()
     assert report.compared >= 1

@@ -25,6 +25,7 @@ from shared.consumer.retry import NonRetryableError
 from shared.events import Envelope
 from shared.events.codec import encode
 from shared.events.topics import dead_letter_topic
+from shared.kafka.security import admin_client_config, as_admin
 from shared.sealing import Opener, Sealer
 from sqlalchemy import text
 from structlog.testing import capture_logs
@@ -159,14 +160,14 @@ async def test_the_worker_dead_letters_an_order_created_whose_token_cannot_be_op
         [NewTopic(name, num_partitions=1, replication_factor=3) for name in (topic, dead_letter_topic(topic))]
     )
     monkeypatch.setattr(worker, "TOPICS", (topic,))
-    process_settings = settings.model_copy(update={"consumer_group": f"it-{topic}"})
+    process_settings = settings.model_copy(update={"consumer_group": f"it-{topic}", **as_admin()})
     foreign = Sealer(bytes(PrivateKey.generate().public_key)).seal("tok_visa")
     record = encode(with_token(order_created(order_id), foreign))
     stop = asyncio.Event()
     running = asyncio.create_task(worker.run(process_settings, stop))
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers)
+    producer = AIOKafkaProducer(**admin_client_config(bootstrap_servers))
     consumer = AIOKafkaConsumer(
-        dead_letter_topic(topic), bootstrap_servers=bootstrap_servers, auto_offset_reset="earliest"
+        dead_letter_topic(topic), **admin_client_config(bootstrap_servers), auto_offset_reset="earliest"
     )
     await producer.start()
     await consumer.start()

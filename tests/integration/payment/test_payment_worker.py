@@ -10,6 +10,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import NewTopic
 from payment_service.entrypoints import worker
 from shared.events.codec import encode
+from shared.kafka.security import admin_client_config, as_admin
 
 pytestmark = pytest.mark.infra
 
@@ -30,10 +31,12 @@ async def test_the_worker_process_charges_an_order_from_its_events_through_its_e
     await kafka_admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=3)])
     monkeypatch.setattr(worker, "TOPICS", (topic,))
     # A sweep too slow to matter: the charge must come from the handler's commit waking the executor.
-    process_settings = settings.model_copy(update={"consumer_group": f"it-{topic}", "executor_sweep_interval_s": 60.0})
+    process_settings = settings.model_copy(
+        update={"consumer_group": f"it-{topic}", "executor_sweep_interval_s": 60.0, **as_admin()}
+    )
     stop = asyncio.Event()
     running = asyncio.create_task(worker.run(process_settings, stop))
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers)
+    producer = AIOKafkaProducer(**admin_client_config(bootstrap_servers))
     await producer.start()
     try:
         for envelope in (order_created(order_id), stock_reserved(order_id)):

@@ -29,4 +29,5 @@ def test_production_refuses_the_test_gateway_that_moves_no_money():
             environment="production",
             database_url="postgresql+asyncpg://payment_svc:s3cret@db/ecommerce",
             db_ssl="verify-full",
+            kafka_password="an0ther-s3cret",
         )

@@ -23,6 +23,7 @@ def production(svc: str, **overrides: object) -> ServiceSettings:
         "environment": "production",
         "database_url": f"postgresql+asyncpg://{svc}_svc:s3cret@db:5432/ecommerce",
         "db_ssl": "verify-full",
+        "kafka_password": "an0ther-s3cret",
         **({"gateway": "a_gateway.module:factory"} if svc == "payment" else {}),
         **overrides,
     }

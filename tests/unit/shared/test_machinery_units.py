@@ -352,6 +352,7 @@ def test_production_refuses_the_development_database_password():
             environment="production",
             database_url="postgresql+asyncpg://order_svc:s3cret@db:5432/ecommerce",
             db_ssl="verify-full",
+            kafka_password="an0ther-s3cret",
         ).environment
         == "production"
     )

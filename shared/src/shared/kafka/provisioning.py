@@ -1,28 +1,38 @@
 """Create the event topics and their dead-letter topics idempotently, and refuse drift.
 
-Every service calls `ensure_topics` at start-up (as Spring's TopicBuilder does), and so does
-`make up`. A topic that already exists with other settings is reported, never silently accepted:
-fewer partitions would break per-key ordering assumptions, a lower replication factor or min ISR
-would weaken durability.
+`make up` (infra/scripts/provision_topics.py) and compose's provisioning job create them as the admin
+principal (`ensure_topics`), with the services' ACLs (shared.kafka.acls). A service may not create a
+topic: at start-up it checks them (`check_topics`) and stops with a clear error if one is missing. A
+topic that already exists with other settings is reported, never silently accepted: fewer partitions
+would break per-key ordering assumptions, a lower replication factor or min ISR would weaken
+durability.
+
+`kafka` is an aiokafka client's connection settings: ServiceSettings.kafka_client_config() or
+shared.kafka.security.admin_client_config().
 """
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from shared.events.topics import TOPIC_SPECS, TopicSpec
+from shared.kafka.acls import all_service_acls, grant
 
 TOPIC_ALREADY_EXISTS = 36
 
 
 class TopicMismatch(Exception):
     """An existing topic's settings differ from its spec."""
+
+
+class MissingTopics(Exception):
+    """A topic a service needs does not exist: provisioning (make up, compose's job) has not run."""
 
 
 @dataclass
@@ -76,13 +86,35 @@ def compare(spec: TopicSpec, actual: TopicSettings) -> list[str]:
     return problems
 
 
+async def check_topics(kafka: Mapping[str, Any], specs: Iterable[TopicSpec] = TOPIC_SPECS) -> None:
+    """A service's start-up check: every topic exists with its spec's settings. Creates nothing."""
+    specs = list(specs)
+    admin = AIOKafkaAdminClient(**kafka, client_id="topic-check")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())  # the topics this principal may describe
+        missing = [s.name for s in specs if s.name not in existing]
+        if missing:
+            raise MissingTopics(
+                f"topics {', '.join(missing)} do not exist (or this principal may not describe them): "
+                "provision them as the admin (make up, or compose's kafka-provisioning job)"
+            )
+        actual = await describe_topic_settings(admin, [s.name for s in specs])
+    finally:
+        await admin.close()
+    mismatches = [problem for spec in specs for problem in compare(spec, actual[spec.name])]
+    if mismatches:
+        raise TopicMismatch("; ".join(mismatches))
+
+
 async def ensure_topics(
-    bootstrap_servers: str, specs: Iterable[TopicSpec] = TOPIC_SPECS, *, strict: bool = True
+    kafka: Mapping[str, Any], specs: Iterable[TopicSpec] = TOPIC_SPECS, *, strict: bool = True
 ) -> ProvisioningReport:
-    """Create missing topics; check existing ones. Raises TopicMismatch on drift when strict."""
+    """Create missing topics; check existing ones. Raises TopicMismatch on drift when strict.
+    Needs a principal that may create topics: the admin."""
     specs = list(specs)
     report = ProvisioningReport()
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="topic-provisioning")
+    admin = AIOKafkaAdminClient(**kafka, client_id="topic-provisioning")
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -120,12 +152,24 @@ async def _describe_when_visible(admin: AIOKafkaAdminClient, names: list[str]) -
         await asyncio.sleep(0.5)
 
 
-async def wait_for_cluster(bootstrap_servers: str, *, brokers: int = 3, timeout: float = 120) -> None:
+async def provision(kafka: Mapping[str, Any]) -> ProvisioningReport:
+    """As the admin: the event topics (ensure_topics), then every service's ACLs. Idempotent."""
+    report = await ensure_topics(kafka)
+    admin = AIOKafkaAdminClient(**kafka, client_id="acl-provisioning")
+    await admin.start()
+    try:
+        await grant(admin, all_service_acls())
+    finally:
+        await admin.close()
+    return report
+
+
+async def wait_for_cluster(kafka: Mapping[str, Any], *, brokers: int = 3, timeout: float = 120) -> None:
     """Return once `brokers` brokers are registered and a controller is elected."""
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
     while time.monotonic() < deadline:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="readiness")
+        admin = AIOKafkaAdminClient(**kafka, client_id="readiness")
         try:
             await admin.start()
             cluster = await admin.describe_cluster()
@@ -137,4 +181,4 @@ async def wait_for_cluster(bootstrap_servers: str, *, brokers: int = 3, timeout:
         finally:
             await admin.close()
         await asyncio.sleep(1)
-    raise TimeoutError(f"Kafka cluster at {bootstrap_servers} not ready after {timeout}s: {last_error}")
+    raise TimeoutError(f"Kafka cluster at {kafka['bootstrap_servers']} not ready after {timeout}s: {last_error}")

@@ -2,7 +2,8 @@
 partitions are assigned by hand and no offset is committed, so reading changes nothing."""
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -13,13 +14,14 @@ STALL_TIMEOUT_S = 60.0
 
 
 async def read_to_end(
-    bootstrap_servers: str, topic: str = ORDER_EVENTS, stall_timeout_s: float = STALL_TIMEOUT_S
+    kafka: Mapping[str, Any], topic: str = ORDER_EVENTS, stall_timeout_s: float = STALL_TIMEOUT_S
 ) -> AsyncIterator[ConsumerRecord]:
     """Every record from each partition's first retained offset to its end offset as of the start
     of the call, in offset order per partition. Raises TimeoutError if no progress is made for
-    `stall_timeout_s`."""
+    `stall_timeout_s`. `kafka`: the client settings (Settings.kafka_client_config(), order's principal
+    may read order-events)."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers,
+        **kafka,
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -27,7 +29,7 @@ async def read_to_end(
     )
     await consumer.start()
     try:
-        partitions = await _partitions(bootstrap_servers, topic)
+        partitions = await _partitions(kafka, topic)
         consumer.assign(partitions)
         first = await consumer.beginning_offsets(partitions)
         end = await consumer.end_offsets(partitions)
@@ -52,8 +54,8 @@ async def read_to_end(
         await consumer.stop()
 
 
-async def _partitions(bootstrap_servers: str, topic: str) -> list[TopicPartition]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="order-rebuild")
+async def _partitions(kafka: Mapping[str, Any], topic: str) -> list[TopicPartition]:
+    admin = AIOKafkaAdminClient(**kafka, client_id="order-rebuild")
     await admin.start()
     try:
         (described,) = await admin.describe_topics([topic])

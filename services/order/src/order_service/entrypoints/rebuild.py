@@ -42,7 +42,7 @@ async def run(settings: Settings, source: str, *, apply: bool = False) -> Report
         sessions = create_session_factory(engine)
         if source == "store":
             return await rebuild_from_store(sessions, apply=apply)
-        return await rebuild_from_topic(sessions, settings.kafka_bootstrap_servers)
+        return await rebuild_from_topic(sessions, settings.kafka_client_config())
     finally:
         await engine.dispose()
 

@@ -214,12 +214,12 @@ def compare_with_topic(
 
 
 async def rebuild_from_topic(
-    sessions: async_sessionmaker[AsyncSession], bootstrap_servers: str, topic: str = ORDER_EVENTS
+    sessions: async_sessionmaker[AsyncSession], kafka: Mapping[str, Any], topic: str = ORDER_EVENTS
 ) -> Report:
     histories = TopicHistories()
     # The end offsets are fixed before the projection is read, so the projection can only be ahead
     # of what was read (not comparable), never behind it.
-    async for record in order_topic.read_to_end(bootstrap_servers, topic):
+    async for record in order_topic.read_to_end(kafka, topic):
         histories.add_record(record.value, record.headers or ())
     async with sessions() as session:
         live = await projection.all_rows(session)
