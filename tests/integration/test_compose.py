@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 import jsonschema
 import pytest
 import yaml
+from shared.kafka.security import admin_password, development_password
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = ("order", "payment", "inventory")
@@ -63,12 +64,18 @@ def services(compose) -> dict[str, dict]:
 
 
 def env_name(setting: str) -> str:
-    """The apache/kafka image's mapping of a server property to its environment variable."""
-    return "KAFKA_" + setting.upper().replace(".", "_")
+    """The apache/kafka image's mapping of a server property to its environment variable: `_` is
+    `__`, `-` is `___`, `.` is `_`."""
+    return "KAFKA_" + setting.upper().replace("_", "__").replace("-", "___").replace(".", "_")
 
 
 def server_properties() -> dict[str, str]:
-    lines = read("infra/kafka/server.properties.template").splitlines()
+    """The template's settings, its password placeholders filled in as kafka.sh fills them locally
+    (the development passwords)."""
+    text = read("infra/kafka/server.properties.template")
+    for principal in ("broker", "controller"):
+        text = text.replace(f"@{principal.upper()}_PASSWORD@", development_password(principal))
+    lines = text.splitlines()
     pairs = (line.split("=", 1) for line in lines if line.strip() and not line.startswith("#"))
     return {key.strip(): value.strip() for key, value in pairs}
 
@@ -81,8 +88,9 @@ def kafka_sh(variable: str) -> str:
 
 
 def local_client_port(node_id: int) -> int:
-    """kafka.sh's client_port(): node N listens on 9090 + 2N."""
-    assert "client_port() { echo $((9090 + 2 * $1)); }" in read("infra/kafka/kafka.sh")
+    """kafka.sh's client_port(): node N listens on 9090 + 2N (its default port base)."""
+    assert "client_port() { echo $((PORT_BASE + 2 * $1)); }" in read("infra/kafka/kafka.sh")
+    assert kafka_sh("PORT_BASE") == "9090"
     return 9090 + 2 * node_id
 
 
@@ -213,12 +221,13 @@ def test_a_broker_is_reachable_from_the_host_on_its_local_port_and_from_containe
     protocols = dict(p.split(":") for p in environment["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
     local_protocols = dict(p.split(":") for p in server_properties()["listener.security.protocol.map"].split(","))
 
-    assert advertised == {"PLAINTEXT": f"kafka-{node_id}:19092", "EXTERNAL": f"127.0.0.1:{port}"}
-    assert bound == {"PLAINTEXT": ":19092", "CONTROLLER": ":9093", "EXTERNAL": f":{port}"}
+    assert advertised == {"SASL_PLAINTEXT": f"kafka-{node_id}:19092", "EXTERNAL": f"127.0.0.1:{port}"}
+    assert bound == {"SASL_PLAINTEXT": ":19092", "CONTROLLER": ":9093", "EXTERNAL": f":{port}"}
     assert broker["ports"] == [f"127.0.0.1:{port}:{port}"]
     assert local_protocols.items() <= protocols.items()
     assert set(protocols) == set(bound)
-    assert environment["KAFKA_INTER_BROKER_LISTENER_NAME"] == "PLAINTEXT"
+    assert environment["KAFKA_INTER_BROKER_LISTENER_NAME"] == "SASL_PLAINTEXT"
+    assert set(protocols.values()) == {"SASL_PLAINTEXT"}, "every listener authenticates"
 
 
 @pytest.mark.parametrize("broker", BROKERS)
@@ -227,6 +236,27 @@ def test_a_broker_keeps_its_log_in_a_volume_and_reports_health(services, broker)
 
     assert any(volume.endswith(f":{log_dir}") for volume in services[broker]["volumes"])
     assert services[broker]["healthcheck"]["test"]
+
+
+@pytest.mark.parametrize("broker", BROKERS)
+def test_a_broker_formats_its_storage_with_the_scram_users_of_the_local_brokers(services, broker):
+    script = "infra/kafka/compose-broker.sh"
+    compose_users = re.search(r"for principal in ([\w ]+); do", read(script))
+    local_users = re.search(r"^SCRAM_PRINCIPALS=\(([\w ]+)\)$", read("infra/kafka/kafka.sh"), re.M)
+
+    assert compose_users and local_users
+    assert compose_users.group(1).split() == local_users.group(1).split()
+    assert f"./{script}:/opt/ecommerce/compose-broker.sh:ro" in services[broker]["volumes"]
+    assert command_of(services[broker]) == ["bash", "/opt/ecommerce/compose-broker.sh"]
+    assert "--command-config /tmp/admin.properties" in services[broker]["healthcheck"]["test"][1]
+
+
+def test_the_kafka_passwords_of_compose_and_the_local_stack_are_the_development_ones():
+    """Compose's literal passwords are the defaults of kafka.sh, compose-broker.sh and the settings
+    (a changed one in one place only would lock a principal out)."""
+    assert 'echo "${!var:-$1-kafka-dev}"' in read("infra/kafka/kafka.sh")
+    assert 'echo "${!var:-$1-kafka-dev}"' in read("infra/kafka/compose-broker.sh")
+    assert development_password("admin") == "admin-kafka-dev"
 
 
 # --- Postgres: postgres.sh and init.sql ----------------------------------------------------------
@@ -296,7 +326,8 @@ def test_an_api_publishes_the_port_of_the_local_stack(services, svc):
 @pytest.mark.parametrize("svc", SERVICES)
 def test_a_service_connects_as_its_own_role_and_to_the_brokers_by_their_internal_listener(services, svc):
     prefix = svc.upper()
-    internal = {listeners(services[b]["environment"]["KAFKA_ADVERTISED_LISTENERS"])["PLAINTEXT"] for b in BROKERS}
+    local = importlib.import_module(f"{svc}_service.settings").Settings()
+    internal = {listeners(services[b]["environment"]["KAFKA_ADVERTISED_LISTENERS"])["SASL_PLAINTEXT"] for b in BROKERS}
 
     for role in ("migrate", *ROLES):
         environment = services[f"{svc}-{role}"]["environment"]
@@ -304,6 +335,10 @@ def test_a_service_connects_as_its_own_role_and_to_the_brokers_by_their_internal
             f"postgresql+asyncpg://{svc}_svc:{svc}_svc@postgres:5432/ecommerce"
         )
         assert set(environment[f"{prefix}_KAFKA_BOOTSTRAP_SERVERS"].split(",")) == internal
+        assert (environment[f"{prefix}_KAFKA_USERNAME"], environment[f"{prefix}_KAFKA_PASSWORD"]) == (
+            local.kafka_username,
+            local.kafka_password,
+        )
 
 
 @pytest.mark.parametrize("svc", SERVICES)
@@ -387,12 +422,13 @@ def test_a_service_image_is_built_from_the_one_dockerfile_for_its_workspace_pack
 def test_the_topics_are_provisioned_by_the_script_stack_sh_uses_once_the_brokers_are_healthy(services):
     topics = services["topics"]
     script = "infra/scripts/provision_topics.py"
-    internal = {listeners(services[b]["environment"]["KAFKA_ADVERTISED_LISTENERS"])["PLAINTEXT"] for b in BROKERS}
+    internal = {listeners(services[b]["environment"]["KAFKA_ADVERTISED_LISTENERS"])["SASL_PLAINTEXT"] for b in BROKERS}
 
     assert command_of(topics) == ["python", script]
     assert f'"$PY" {script}' in read("infra/scripts/stack.sh")
     assert f"COPY {script} infra/scripts/" in read("Dockerfile")
     assert set(topics["environment"]["KAFKA_BOOTSTRAP_SERVERS"].split(",")) == internal
+    assert topics["environment"]["KAFKA_ADMIN_PASSWORD"] == admin_password()  # the admin's, as locally
     assert depends_on(topics) == {broker: "service_healthy" for broker in BROKERS}
     assert topics["restart"] == "no"
 

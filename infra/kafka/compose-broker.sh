@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# A broker of docker-compose.yml: the apache/kafka image's own start (/etc/kafka/docker/run: its
+# configure step writes the server properties from the KAFKA_* environment, its launch step formats
+# the storage if need be and starts the broker), with the storage formatted first with the SCRAM
+# users, as infra/kafka/kafka.sh formats the local brokers'. The development passwords, as kafka.sh's.
+set -euo pipefail
+
+. /etc/kafka/docker/bash-config
+[ -z "${KAFKA_ZOOKEEPER_CONNECT-}" ] && . /etc/kafka/docker/configureDefaults
+/etc/kafka/docker/configure
+
+password_of() {
+  local var="SCRAM_$(echo "$1" | tr '[:lower:]' '[:upper:]')_PASSWORD"
+  echo "${!var:-$1-kafka-dev}"
+}
+
+config=/opt/kafka/config/server.properties
+if [ ! -f "$KAFKA_LOG_DIRS/meta.properties" ]; then
+  scram=()
+  for principal in broker admin order payment inventory; do
+    scram+=(--add-scram "SCRAM-SHA-512=[name=$principal,password=$(password_of "$principal")]")
+  done
+  /opt/kafka/bin/kafka-storage.sh format --cluster-id "$CLUSTER_ID" --config "$config" --ignore-formatted \
+    "${scram[@]}" >/dev/null
+fi
+
+# The healthcheck's client properties (compose's healthcheck runs kafka-broker-api-versions.sh as the admin).
+umask 077
+cat > /tmp/admin.properties <<PROPERTIES
+security.protocol=SASL_PLAINTEXT
+sasl.mechanism=SCRAM-SHA-512
+sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$(password_of admin)";
+PROPERTIES
+
+exec /etc/kafka/docker/launch
