@@ -3,6 +3,7 @@ and the Postgres cluster. Every wait polls a condition until a deadline; nothing
 
 Addresses default to the local stack and can be pointed elsewhere:
   KAFKA_BOOTSTRAP_SERVERS       127.0.0.1:9092,127.0.0.1:9094,127.0.0.1:9096
+  KAFKA_ADMIN_PASSWORD          the admin principal's (the tests' own clients connect as it), admin-kafka-dev
   POSTGRES_HOST, POSTGRES_PORT  127.0.0.1, 5433 (database ecommerce; each role's password is its name)
 """
 
