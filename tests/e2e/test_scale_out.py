@@ -79,6 +79,15 @@ async def scaled_out():
             what=f"the process on {port} to serve metrics",
             tolerate=(httpx.HTTPError,),
         )
+    # Every worker of every service holding partitions: the second ones have joined their groups and
+    # the rebalance is over, so the orders placed next are shared between both.
+    for port in (port for svc in SERVICES for port in WORKER_PORTS[svc]):
+        await eventually(
+            lambda port=port: metric(port, "consumer_assigned_partitions"),
+            timeout=60,
+            what=f"the worker on {port} to hold partitions",
+            tolerate=(httpx.HTTPError,),
+        )
     try:
         yield
     finally:

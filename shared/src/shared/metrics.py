@@ -22,6 +22,10 @@ CONSUMED_EVENTS = Counter(
     "conflict_retried, waited_for_database)",
     ["service", "topic", "event_type", "outcome"],
 )
+# Eager rebalancing: all of a worker's partitions are revoked, then the new set assigned.
+ASSIGNED_PARTITIONS = Gauge(
+    "consumer_assigned_partitions", "Partitions assigned to this worker (0 while its group rebalances)", ["service"]
+)
 HANDLE_SECONDS = Histogram(
     "consumer_handle_seconds",
     "Time to handle one event in its transaction",

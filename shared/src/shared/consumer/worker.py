@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shared.events.base import Envelope
 from shared.events.codec import InvalidRecord, UnknownEventType, decode
 from shared.logging import get_logger
-from shared.metrics import CONSUMED_EVENTS, HANDLE_SECONDS
+from shared.metrics import ASSIGNED_PARTITIONS, CONSUMED_EVENTS, HANDLE_SECONDS
 from shared.outage import is_database_outage
 from shared.settings import ServiceSettings
 
@@ -66,7 +66,7 @@ class EventWorker:
         self._sessions = session_factory
         self._handlers = dict(consumption.handlers)
         self._topics = list(topics)
-        self._service = settings.service_name
+        self.service = settings.service_name
         self._consumer_name = settings.group_id
         self._lanes: dict[TopicPartition, PartitionLane] = {}
         self._offsets = PendingOffsets()
@@ -221,7 +221,7 @@ class EventWorker:
     def _finish(self, applied: list[Applied], lane: PartitionLane) -> None:
         for done in applied:
             if done.outcome == "processed":
-                HANDLE_SECONDS.labels(self._service, done.item.event_type).observe(done.seconds)
+                HANDLE_SECONDS.labels(self.service, done.item.event_type).observe(done.seconds)
             self._count(done.item.record.topic, done.item.event_type, done.outcome)
             lane.finished(done.item.record)
 
@@ -294,7 +294,7 @@ class EventWorker:
                     log.info("record left uncommitted for the partition's next owner", offset=record.offset)
                     return False
                 continue
-            HANDLE_SECONDS.labels(self._service, envelope.event_type).observe(time.perf_counter() - started)
+            HANDLE_SECONDS.labels(self.service, envelope.event_type).observe(time.perf_counter() - started)
             self._count(record.topic, envelope.event_type, outcome)
             return True
 
@@ -317,7 +317,7 @@ class EventWorker:
         )
 
     def _count(self, topic: str, event_type: str, outcome: str) -> None:
-        CONSUMED_EVENTS.labels(self._service, topic, event_type, outcome).inc()
+        CONSUMED_EVENTS.labels(self.service, topic, event_type, outcome).inc()
 
     async def _purge_processed_events_now_and_then(self) -> None:
         """A task of its own: a purge that fails (the database away) is logged and tried again later,
@@ -351,7 +351,9 @@ class _HandOverOnRebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         self._worker.rebalancing = True
+        ASSIGNED_PARTITIONS.labels(self._worker.service).set(0)
         await self._worker.hand_over(revoked)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         self._worker.rebalancing = False
+        ASSIGNED_PARTITIONS.labels(self._worker.service).set(len(assigned))
