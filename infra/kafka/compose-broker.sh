@@ -17,7 +17,7 @@ password_of() {
 config=/opt/kafka/config/server.properties
 if [ ! -f "$KAFKA_LOG_DIRS/meta.properties" ]; then
   scram=()
-  for principal in broker admin order payment inventory; do
+  for principal in broker admin order payment inventory monitor; do  # kafka.sh's SCRAM_PRINCIPALS
     scram+=(--add-scram "SCRAM-SHA-512=[name=$principal,password=$(password_of "$principal")]")
   done
   /opt/kafka/bin/kafka-storage.sh format --cluster-id "$CLUSTER_ID" --config "$config" --ignore-formatted \

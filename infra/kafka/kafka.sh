@@ -6,12 +6,16 @@
 #   kafka.sh broker N         format node N's storage on first start, then exec the broker (foreground)
 #   kafka.sh tool NAME ARGS   run one of Kafka's command-line tools (topics, consumer-groups, ...) as
 #                             the admin principal (its client properties: .run/kafka/admin.properties)
-#   kafka.sh ports N          print node N's client and controller ports
+#   kafka.sh ports N          print node N's client, controller and metrics ports
 #   kafka.sh admin-properties write the admin's client properties file and print its path
+#   kafka.sh scram-users      create, on the running cluster, the SCRAM users it lacks (idempotent)
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 LIBS="$REPO/.cache/kafka/libs"
+# The Prometheus JMX exporter agent (pom.xml), kept off the brokers' classpath.
+AGENT_DIR="$REPO/.cache/kafka/agent"
+JMX_EXPORTER_CONFIG="$REPO/infra/kafka/jmx-exporter.yml"
 RUN_DIR="${KAFKA_RUN_DIR:-$REPO/.run/kafka}"
 # A fixed cluster id: the same on every machine, so the storage of a node can be checked against it.
 CLUSTER_ID="${KAFKA_CLUSTER_ID:-4L6g3nShT-eMCtK--X86sw}"
@@ -21,8 +25,13 @@ BROKERS=3
 PORT_BASE="${KAFKA_PORT_BASE:-9090}"
 HEAP="${KAFKA_HEAP_OPTS:--Xms256m -Xmx768m}"
 
+# Node N serves its metrics (the JMX exporter agent, /metrics) on METRICS_PORT_BASE+N (9201 ...);
+# a second cluster beside the running one needs another base as well.
+METRICS_PORT_BASE="${KAFKA_METRICS_PORT_BASE:-9200}"
+
 client_port() { echo $((PORT_BASE + 2 * $1)); }
 controller_port() { echo $((PORT_BASE + 1 + 2 * $1)); }
+metrics_port() { echo $((METRICS_PORT_BASE + $1)); }
 VOTERS="1@127.0.0.1:$(controller_port 1),2@127.0.0.1:$(controller_port 2),3@127.0.0.1:$(controller_port 3)"
 BOOTSTRAP="127.0.0.1:$(client_port 1),127.0.0.1:$(client_port 2),127.0.0.1:$(client_port 3)"
 
@@ -30,8 +39,10 @@ BOOTSTRAP="127.0.0.1:$(client_port 1),127.0.0.1:$(client_port 2),127.0.0.1:$(cli
 # fixed, "<principal>-kafka-dev", the same as the services' settings defaults and compose's; the
 # services refuse them in production. `broker` (inter-broker, SCRAM) and `controller` (controller
 # listener, PLAIN) are the brokers' own; `admin` provisions topics and ACLs and runs the tools;
-# order, payment and inventory are the services'.
-SCRAM_PRINCIPALS=(broker admin order payment inventory)
+# order, payment and inventory are the services'; `monitor` is the lag exporter's (describe only).
+# A principal added here exists in clusters formatted from now on; `scram-users` adds it to a
+# running cluster formatted before (make up runs it after the brokers are up).
+SCRAM_PRINCIPALS=(broker admin order payment inventory monitor)
 password_of() {
   local var="KAFKA_$(echo "$1" | tr '[:lower:]' '[:upper:]')_PASSWORD"
   echo "${!var:-$1-kafka-dev}"
@@ -40,15 +51,32 @@ password_of() {
 # formatted before Kafka authenticated its clients (see broker()).
 SCRAM_MARKER=".formatted-with-scram"
 
+installed() { [ -f "$LIBS/.complete" ] && [ "$LIBS/.complete" -nt "$REPO/infra/kafka/pom.xml" ]; }
+
 install() {
-  if [ -f "$LIBS/.complete" ] && [ "$LIBS/.complete" -nt "$REPO/infra/kafka/pom.xml" ]; then return; fi
+  installed && return
   command -v java >/dev/null || { echo "java is missing: apt-get install -y openjdk-17-jre-headless" >&2; exit 1; }
   command -v mvn >/dev/null || { echo "mvn is missing: apt-get install -y maven" >&2; exit 1; }
-  echo "kafka: resolving the broker and its tools from Maven Central into $LIBS"
-  rm -rf "$LIBS"
-  mvn -q -B -f "$REPO/infra/kafka/pom.xml" dependency:copy-dependencies \
-    -DoutputDirectory="$LIBS" -DincludeScope=runtime
-  touch "$LIBS/.complete"
+  mkdir -p "$REPO/.cache/kafka"
+  # One resolution at a time (every broker and tool calls install, and two would delete each other's
+  # jars); in a subshell, so that the lock's descriptor does not pass on to the java this script execs.
+  (
+    flock 9
+    installed && exit 0
+    echo "kafka: resolving the broker, its tools and the JMX exporter agent from Maven Central into $LIBS"
+    rm -rf "$LIBS" "$AGENT_DIR"
+    copy=(mvn -q -B -f "$REPO/infra/kafka/pom.xml" dependency:copy-dependencies -DincludeScope=runtime)
+    "${copy[@]}" -DoutputDirectory="$LIBS" -DexcludeArtifactIds=jmx_prometheus_javaagent
+    "${copy[@]}" -DoutputDirectory="$AGENT_DIR" -DincludeArtifactIds=jmx_prometheus_javaagent
+    touch "$LIBS/.complete"
+  ) 9>"$REPO/.cache/kafka/.install.lock"
+}
+
+# -javaagent:<jar>=<host>:<port>:<config>: the agent serves /metrics on the loopback only.
+jmx_exporter_agent() {
+  local jar
+  jar=$(ls "$AGENT_DIR"/jmx_prometheus_javaagent-*.jar)
+  echo "-javaagent:$jar=127.0.0.1:$(metrics_port "$1"):$JMX_EXPORTER_CONFIG"
 }
 
 java_cmd() {
@@ -94,7 +122,7 @@ broker() {
       --ignore-formatted "${scram[@]}" >/dev/null  # its output shows the credentials it writes
     touch "$dir/data/$SCRAM_MARKER"
   fi
-  java_cmd kafka.Kafka "$dir/server.properties"
+  java_cmd "$(jmx_exporter_agent "$n")" kafka.Kafka "$dir/server.properties"
 }
 
 # The scripts Kafka ships (bin/kafka-*.sh) are thin wrappers around these classes.
@@ -141,12 +169,31 @@ PROPERTIES
   echo "$file"
 }
 
+# Storage is formatted with the SCRAM users once; a principal added to SCRAM_PRINCIPALS later is
+# created here on the running cluster, as the admin (the AlterUserScramCredentials request, through
+# kafka-configs). Users that exist are left alone: their passwords may have been changed on purpose.
+# The list last checked is kept in a marker, so an unchanged list costs no JVM start.
+scram_users() {
+  local marker="$RUN_DIR/.scram-users-checked" existing principal
+  [ "$(cat "$marker" 2>/dev/null)" = "${SCRAM_PRINCIPALS[*]}" ] && return
+  existing="$(tool configs --bootstrap-server "$BOOTSTRAP" --describe --entity-type users)"
+  for principal in "${SCRAM_PRINCIPALS[@]}"; do
+    if ! grep -q "user-principal '$principal' " <<<"$existing"; then
+      echo "kafka: creating the SCRAM user $principal on the running cluster"
+      tool configs --bootstrap-server "$BOOTSTRAP" --alter --entity-type users --entity-name "$principal" \
+        --add-config "SCRAM-SHA-512=[password=$(password_of "$principal")]" >/dev/null
+    fi
+  done
+  echo "${SCRAM_PRINCIPALS[*]}" > "$marker"
+}
+
 case "${1:-}" in
   install) install ;;
   broker) broker "${2:?node id 1..$BROKERS}" ;;
   tool) shift; tool "$@" ;;
-  ports) echo "client=$(client_port "${2:?}") controller=$(controller_port "$2")" ;;
+  ports) echo "client=$(client_port "${2:?}") controller=$(controller_port "$2") metrics=$(metrics_port "$2")" ;;
   bootstrap) echo "$BOOTSTRAP" ;;
   admin-properties) admin_properties ;;
-  *) sed -n '2,10p' "$0" >&2; exit 2 ;;
+  scram-users) scram_users ;;
+  *) sed -n '2,11p' "$0" >&2; exit 2 ;;
 esac

@@ -1,11 +1,11 @@
 """Wait for the Kafka cluster, then, as the admin principal, create or check the event topics and
-grant every service's ACLs (idempotent: make up runs it at every start, compose as a one-shot job)."""
+grant every principal's ACLs (idempotent: make up runs it at every start, compose as a one-shot job)."""
 
 import asyncio
 import logging
 import sys
 
-from shared.kafka.acls import all_service_acls
+from shared.kafka.acls import all_acls
 from shared.kafka.provisioning import TopicMismatch, provision, wait_for_cluster
 from shared.kafka.security import admin_client_config
 
@@ -21,7 +21,7 @@ async def main() -> int:
         print(f"topics: settings differ from shared/events/topics.py: {exc}", file=sys.stderr)
         return 1
     created = f"created {', '.join(report.created)}" if report.created else "all present"
-    print(f"kafka: 3 brokers ready; topics {created}; {len(all_service_acls())} service ACLs granted")
+    print(f"kafka: 3 brokers ready; topics {created}; {len(all_acls())} ACLs granted")
     return 0
 
 

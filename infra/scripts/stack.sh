@@ -34,6 +34,7 @@ up_infra() {
   bash infra/postgres/postgres.sh up
   start_supervisor
   "$PY" infra/scripts/provision_topics.py
+  bash infra/kafka/kafka.sh scram-users  # principals added since the storage was formatted
 }
 
 # Each service's migrations, as its schema's owner role (<svc>_owner: the services' settings default

@@ -7,7 +7,16 @@ import importlib
 import pytest
 from pydantic import ValidationError
 from shared.events.topics import EVENT_TOPICS, WRITERS, dead_letter_topic
-from shared.kafka.acls import CONSUMES, Acl, Operation, ResourceType, all_service_acls, service_acls
+from shared.kafka.acls import (
+    CONSUMES,
+    Acl,
+    Operation,
+    ResourceType,
+    all_acls,
+    all_service_acls,
+    monitor_acls,
+    service_acls,
+)
 from shared.kafka.security import admin_client_config, development_password
 from shared.settings import ServiceSettings
 
@@ -68,6 +77,19 @@ def test_every_acl_names_a_service_principal_and_no_wildcard():
 
     assert {acl.principal for acl in acls} == {f"User:{service}" for service in SERVICES}
     assert not [acl for acl in acls if "*" in acl.resource_name]
+
+
+def test_the_monitor_may_describe_the_services_groups_and_every_event_and_dead_letter_topic_and_nothing_more():
+    every_topic = {t for topic in EVENT_TOPICS for t in (topic, dead_letter_topic(topic))}
+
+    assert set(monitor_acls()) == {
+        *(Acl("User:monitor", ResourceType.GROUP, f"{service}-service", Operation.DESCRIBE) for service in SERVICES),
+        *(Acl("User:monitor", ResourceType.TOPIC, topic, Operation.DESCRIBE) for topic in every_topic),
+    }
+
+
+def test_provisioning_grants_the_services_acls_and_the_monitors():
+    assert set(all_acls()) == set(all_service_acls()) | set(monitor_acls())
 
 
 @pytest.mark.parametrize("service", SERVICES)

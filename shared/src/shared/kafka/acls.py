@@ -13,8 +13,13 @@ No service may create, delete or alter a topic, or touch another service's group
 idempotent, not transactional: since Kafka 3.0 an idempotent producer needs Write on a topic only, so
 no cluster or transactional-id ACL is granted. The admin principal is a super user (server
 properties): it provisions topics and these ACLs and runs the tools.
+
+Principals that are not a service get their ACLs from a function of their own, listed in
+`OTHER_PRINCIPALS`; provisioning grants `all_acls()`. Adding one: its SCRAM user in infra/kafka/kafka.sh
+(SCRAM_PRINCIPALS) and infra/kafka/compose-broker.sh, its function here, an entry in OTHER_PRINCIPALS.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -83,6 +88,30 @@ _DESCRIBING = (Operation.DESCRIBE, Operation.DESCRIBE_CONFIGS)
 
 def all_service_acls() -> list[Acl]:
     return [acl for service in CONSUMES for acl in service_acls(service)]
+
+
+MONITOR = "monitor"
+
+
+def monitor_acls() -> list[Acl]:
+    """The lag exporter's principal: it learns the services' groups' committed offsets (OffsetFetch:
+    Describe on the group and the topic) and the topics' offsets, also by timestamp (ListOffsets:
+    Describe on the topic). It reads no record, joins no group, writes nothing."""
+    principal = f"User:{MONITOR}"
+    every_event_topic = [t for topic in EVENT_TOPICS for t in (topic, dead_letter_topic(topic))]
+    return [
+        *(Acl(principal, ResourceType.GROUP, consumer_group(service), Operation.DESCRIBE) for service in CONSUMES),
+        *(Acl(principal, ResourceType.TOPIC, t, Operation.DESCRIBE) for t in every_event_topic),
+    ]
+
+
+# Every principal that is neither a service nor a super user, with its ACLs.
+OTHER_PRINCIPALS: dict[str, Callable[[], list[Acl]]] = {MONITOR: monitor_acls}
+
+
+def all_acls() -> list[Acl]:
+    """Every ACL provisioning grants: the services' and the other principals'."""
+    return [*all_service_acls(), *(acl for acls in OTHER_PRINCIPALS.values() for acl in acls())]
 
 
 async def grant(admin: AIOKafkaAdminClient, acls: list[Acl]) -> None:

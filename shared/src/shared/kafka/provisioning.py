@@ -22,7 +22,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from shared.events.topics import TOPIC_SPECS, TopicSpec
-from shared.kafka.acls import all_service_acls, grant
+from shared.kafka.acls import all_acls, grant
 
 TOPIC_ALREADY_EXISTS = 36
 
@@ -153,12 +153,12 @@ async def _describe_when_visible(admin: AIOKafkaAdminClient, names: list[str]) -
 
 
 async def provision(kafka: Mapping[str, Any]) -> ProvisioningReport:
-    """As the admin: the event topics (ensure_topics), then every service's ACLs. Idempotent."""
+    """As the admin: the event topics (ensure_topics), then every principal's ACLs. Idempotent."""
     report = await ensure_topics(kafka)
     admin = AIOKafkaAdminClient(**kafka, client_id="acl-provisioning")
     await admin.start()
     try:
-        await grant(admin, all_service_acls())
+        await grant(admin, all_acls())
     finally:
         await admin.close()
     return report
