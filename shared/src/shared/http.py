@@ -13,6 +13,7 @@ import uvicorn
 from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from sqlalchemy import text
@@ -27,6 +28,7 @@ from shared.logging import configure_logging
 from shared.metrics import HTTP_REQUEST_SECONDS, HTTP_REQUESTS
 from shared.problems import Refusal, add_problem_schemas, install_problem_handlers, problem_responses
 from shared.settings import ServiceSettings
+from shared.tracing import configure_tracing
 
 PROBE_TIMEOUT_S = 2.0
 
@@ -88,6 +90,12 @@ def create_service_app(
     _document_problems(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.http_max_body_bytes)  # before anything reads the body
     app.add_middleware(RequestMetrics, service=settings.service_name)  # outermost: sees every answer
+    # Each request's server span (shared.tracing), the child of the request's traceparent if it has
+    # one: POST /orders starts the order's trace. Not the probes and metrics (polled every few
+    # seconds, they would be most of the spans), and not a span per ASGI message.
+    FastAPIInstrumentor.instrument_app(
+        app, excluded_urls="/health/live,/health/ready,/metrics", exclude_spans=["receive", "send"]
+    )
     return app
 
 
@@ -205,6 +213,7 @@ class RequestMetrics:
 def serve(app_factory: str, settings: ServiceSettings) -> None:
     """Run an API under uvicorn (the app is built by the factory, inside the server process)."""
     configure_logging(settings.service_name, "api", level=settings.log_level, fmt=settings.log_format)
+    configure_tracing(settings.service_name, "api")
     uvicorn.run(
         app_factory,
         factory=True,

@@ -1,7 +1,7 @@
 """Process entry points shared by every service: the relay and the worker main functions.
 
 Each builds its connections inside `main` (never at import), stops cleanly on SIGTERM/SIGINT, and
-serves Prometheus metrics on its own port.
+serves Prometheus metrics on its own port and sets up its traces (shared.tracing).
 """
 
 import asyncio
@@ -18,6 +18,7 @@ from shared.logging import configure_logging, get_logger
 from shared.metrics import serve_metrics
 from shared.outbox.relay import OutboxRelay
 from shared.settings import ServiceSettings
+from shared.tracing import configure_tracing
 
 log = get_logger(__name__)
 
@@ -41,6 +42,7 @@ def run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> Non
 
 def relay_main(settings: ServiceSettings) -> None:
     configure_logging(settings.service_name, "relay", level=settings.log_level, fmt=settings.log_format)
+    configure_tracing(settings.service_name, "relay")
     serve_metrics(settings.relay_metrics_port, settings.metrics_host)
 
     async def main(stop: asyncio.Event) -> None:
@@ -92,5 +94,6 @@ def worker_main(
 ) -> None:
     """The worker process: logging, metrics, and `run_worker` until SIGTERM."""
     configure_logging(settings.service_name, "worker", level=settings.log_level, fmt=settings.log_format)
+    configure_tracing(settings.service_name, "worker")
     serve_metrics(settings.worker_metrics_port, settings.metrics_host)
     run_until_signalled(lambda stop: run_worker(settings, consumption, topics, stop, background=background))

@@ -12,6 +12,7 @@ failed batch) is a batch of one.
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -24,6 +25,7 @@ from shared.events.base import Envelope, Event
 from shared.events.codec import InvalidRecord, UnknownEventType, decode
 from shared.logging import bind_context
 from shared.outbox.writer import add_to_outbox
+from shared.tracing import process_span
 
 
 class Batch(Protocol):
@@ -154,7 +156,8 @@ async def apply_one(
             if not await _claim(session, consumer, [envelope.event_id]):
                 return "duplicate"
             batch = await open_batch(session, [envelope])
-            await handler(batch, envelope)
+            with processing(envelope, consumer):
+                await handler(batch, envelope)
             await batch.flush()
         batch.committed()
     return "processed"
@@ -177,7 +180,7 @@ async def apply_batch(
                 batch = await open_batch(session, [envelope for envelope in handled if envelope.event_id in claimed])
                 for index, item in enumerate(items):
                     current = index
-                    applied.append(await _apply_item(batch, item, claimed))
+                    applied.append(await _apply_item(batch, item, claimed, consumer))
                 current = None
                 await batch.flush()
             batch.committed()
@@ -201,7 +204,7 @@ async def _claim(session: AsyncSession, consumer: str, event_ids: list[uuid.UUID
     return {row[0] for row in await connection.fetch(_CLAIM, consumer, event_ids)}
 
 
-async def _apply_item(batch: Batch, item: BatchItem, claimed: set[uuid.UUID]) -> Applied:
+async def _apply_item(batch: Batch, item: BatchItem, claimed: set[uuid.UUID], consumer: str) -> Applied:
     if item.envelope is None or item.handler is None:
         return Applied(item, "skipped", 0.0)  # an unknown event type, or one this service ignores
     if item.envelope.event_id not in claimed:
@@ -209,5 +212,22 @@ async def _apply_item(batch: Batch, item: BatchItem, claimed: set[uuid.UUID]) ->
     claimed.discard(item.envelope.event_id)
     bind_log_context(item.envelope)
     started = time.perf_counter()
-    await item.handler(batch, item.envelope)
+    with processing(item.envelope, consumer, item.record):
+        await item.handler(batch, item.envelope)
     return Applied(item, "processed", time.perf_counter() - started)
+
+
+def processing(
+    envelope: Envelope, consumer: str, record: ConsumerRecord | None = None
+) -> AbstractContextManager[object]:
+    """The record's process span (shared.tracing), current while its handler runs: each record its
+    own, also in a batch, so the events a handler emits continue their own order's trace."""
+    return process_span(
+        traceparent=envelope.traceparent,
+        topic=envelope.topic,
+        key=envelope.key,
+        event_id=str(envelope.event_id),
+        consumer_group=consumer,
+        partition=None if record is None else record.partition,
+        offset=None if record is None else record.offset,
+    )

@@ -20,6 +20,7 @@ from pydantic import (
 )
 
 from shared.events.topics import WRITERS
+from shared.tracing import current_traceparent
 
 Sku = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
@@ -103,13 +104,18 @@ class Envelope(BaseModel):
         return self.event.topic
 
     @classmethod
-    def new(cls, event: Event, *, caused_by: "Envelope | None" = None) -> "Envelope":
-        """Wrap a new event; when it reacts to another event, inherit its correlation and trace. The
-        source is the service that owns the event's topic, the only one that writes to it."""
+    def new(cls, event: Event, *, caused_by: "Envelope | None" = None, traceparent: str | None = None) -> "Envelope":
+        """Wrap a new event; when it reacts to another event, inherit its correlation. The source is
+        the service that owns the event's topic, the only one that writes to it.
+
+        Its traceparent (shared.tracing) is `traceparent` if given (work done later on an event's
+        behalf names the trace it continues), else the current span's (the request's, or the
+        worker's span processing the cause), so the trace nests hop by hop; else, with no span
+        (tracing not set up), the cause's."""
         return cls(
             event=event,
             correlation_id=caused_by.correlation_id if caused_by else event.correlation_id(),
             causation_id=caused_by.event_id if caused_by else None,
-            traceparent=caused_by.traceparent if caused_by else None,
+            traceparent=traceparent or current_traceparent() or (caused_by.traceparent if caused_by else None),
             source=WRITERS[event.topic],
         )

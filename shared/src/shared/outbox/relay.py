@@ -30,15 +30,18 @@ import zlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from opentelemetry.trace import Span, StatusCode
 
 from shared.logging import get_logger
 from shared.metrics import EVENTS_PUBLISHED, PUBLISH_BATCH_SECONDS, RELAY_IS_LEADER, UNPUBLISHED_EVENTS
 from shared.settings import ServiceSettings
+from shared.tracing import publish_span
 
 from .tables import notify_channel
 
@@ -247,11 +250,18 @@ class OutboxRelay:
             for row_id, topic, key, value, headers in rows:
                 texts = loads(headers) if isinstance(headers, str) else headers  # jsonb comes as text
                 ids.append(row_id)
-                acks.append(
-                    await send(
+                span = _publish_span(texts, topic, key)
+                try:
+                    ack = await send(
                         topic, value=value, key=key.encode(), headers=[(n, t.encode()) for n, t in texts.items()]
                     )
-                )
+                except BaseException:
+                    if span is not None:
+                        span.end()
+                    raise
+                if span is not None:
+                    ack.add_done_callback(partial(_end_on_ack, span))
+                acks.append(ack)
                 topics[topic] += 1
         except BaseException:
             batch.abandon()
@@ -305,6 +315,24 @@ class _SentBatch:
         retrieved when they come, so asyncio does not log every failed one as never retrieved."""
         for ack in self.acks:
             ack.add_done_callback(_retrieve)
+
+
+def _publish_span(headers: dict[str, str], topic: str, key: str) -> Span | None:
+    """A row written in a trace is published in it (shared.tracing): a span from the send to the
+    broker's ack, the child of the row's traceparent. A row without one gets none."""
+    traceparent = headers.get("traceparent")
+    if traceparent is None:
+        return None
+    return publish_span(traceparent=traceparent, topic=topic, key=key, event_id=headers.get("eventId", ""))
+
+
+def _end_on_ack(span: Span, ack: "asyncio.Future[object]") -> None:
+    if ack.cancelled():
+        span.set_status(StatusCode.ERROR, "abandoned")
+    elif (error := ack.exception()) is not None:
+        span.record_exception(error)
+        span.set_status(StatusCode.ERROR, type(error).__name__)
+    span.end()
 
 
 def _retrieve(ack: "asyncio.Future[object]") -> None:

@@ -1,0 +1,185 @@
+"""OpenTelemetry traces: one order is one trace, across the three services.
+
+The context travels as a W3C `traceparent`: in the HTTP request (the API's server span starts the
+trace), in each event's envelope (the outbox row's headers, then the Kafka record's), and through
+every worker: a record's "process" span is the child of the record's traceparent, and the events
+its handler emits carry that span's context (`Envelope.new` reads `current_traceparent()`). So the
+tree nests hop by hop: POST /orders → process order-events (inventory) → process inventory-events
+(payment) → ...
+
+Each process sets up its own TracerProvider (`configure_tracing`), from the standard environment:
+- `OTEL_TRACES_EXPORTER`: `none` (the default: ids are made and propagated, nothing is exported,
+  nothing is logged), `otlp` (OTLP over HTTP/protobuf, to `OTEL_EXPORTER_OTLP_ENDPOINT` or
+  `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, default http://localhost:4318) or `console`;
+- `OTEL_SERVICE_NAME`: the resource's service.name, `<service>-<process>` (order-api,
+  payment-worker...) unless set; `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER` and
+  `OTEL_BSP_*` are read by the SDK itself; `OTEL_SDK_DISABLED=true` turns tracing off.
+
+Span names, kinds and attributes follow OpenTelemetry's messaging conventions for Kafka: `process
+<topic>` (CONSUMER) per handled record, `publish <topic>` (CLIENT, see `publish_span`) per record
+the relay sends.
+"""
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Literal
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind, TraceFlags
+
+Process = Literal["api", "worker", "relay"]
+EXPORTERS = ("none", "otlp", "console")
+
+_tracer = trace.get_tracer("shared")  # follows the provider set later (a proxy until then)
+
+
+class TracingConfigError(ValueError):
+    """The OTEL_* environment names an exporter this code does not ship."""
+
+
+def configure_tracing(
+    service: str, process: Process, environ: Mapping[str, str] | None = None
+) -> TracerProvider | None:
+    """Set this process's global TracerProvider from the OTEL_* environment. Returns it, or None
+    when `OTEL_SDK_DISABLED` is true (spans are then no-ops and no context is made)."""
+    env = os.environ if environ is None else environ
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return None
+    provider = TracerProvider(resource=service_resource(service, process, env))
+    for exporter in span_exporters(env):
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    return provider
+
+
+def service_resource(service: str, process: Process, environ: Mapping[str, str]) -> Resource:
+    """service.name is `<service>-<process>` unless OTEL_SERVICE_NAME says otherwise (the SDK reads
+    that, and OTEL_RESOURCE_ATTRIBUTES, from the environment)."""
+    if environ.get("OTEL_SERVICE_NAME"):
+        return Resource.create({SERVICE_NAME: environ["OTEL_SERVICE_NAME"]})
+    return Resource.create({SERVICE_NAME: f"{service}-{process}"})
+
+
+def span_exporters(environ: Mapping[str, str]) -> list[SpanExporter]:
+    """The exporters OTEL_TRACES_EXPORTER names (comma-separated; `none` by default)."""
+    names = [name.strip().lower() for name in environ.get("OTEL_TRACES_EXPORTER", "none").split(",") if name.strip()]
+    unknown = [name for name in names if name not in EXPORTERS]
+    if unknown:
+        raise TracingConfigError(f"OTEL_TRACES_EXPORTER names {unknown}; this code ships {', '.join(EXPORTERS)}")
+    exporters: list[SpanExporter] = []
+    if "otlp" in names:
+        protocol = environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        if protocol not in (None, "http/protobuf"):
+            raise TracingConfigError(f"OTLP protocol {protocol!r}: only http/protobuf is shipped (port 4318)")
+        # Imported only when used: it brings protobuf and requests along.
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        exporters.append(OTLPSpanExporter())  # endpoint, headers, timeout: from the OTEL_* environment
+    if "console" in names:
+        exporters.append(ConsoleSpanExporter())
+    return exporters
+
+
+# -- the traceparent, in and out ---------------------------------------------------------------------
+
+
+def traceparent_of(span: Span) -> str | None:
+    """The W3C traceparent naming `span`, or None if it has no valid context (no tracing set up)."""
+    context = span.get_span_context()
+    if not context.is_valid:
+        return None
+    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}"
+
+
+def current_traceparent() -> str | None:
+    """The current span's traceparent: what an event created now carries."""
+    return traceparent_of(trace.get_current_span())
+
+
+def context_from(traceparent: str | None) -> Context:
+    """A context whose (remote) parent is the span `traceparent` names. For no or a malformed
+    traceparent, an empty context: a span started in it begins a trace of its own, rather than
+    joining whatever span happens to be current (another order's)."""
+    if not traceparent:
+        return Context()
+    parts = traceparent.split("-")
+    if len(parts) < 4 or len(parts[1]) != 32 or len(parts[2]) != 16 or len(parts[3]) < 2:
+        return Context()
+    try:
+        trace_id, span_id, flags = int(parts[1], 16), int(parts[2], 16), int(parts[3][:2], 16)
+    except ValueError:
+        return Context()
+    parent = SpanContext(trace_id=trace_id, span_id=span_id, is_remote=True, trace_flags=TraceFlags(flags & 0x01))
+    if not parent.is_valid:
+        return Context()
+    return trace.set_span_in_context(NonRecordingSpan(parent))
+
+
+# -- messaging spans (OpenTelemetry messaging conventions, Kafka) ------------------------------------
+
+
+def _messaging_attributes(
+    operation: Literal["publish", "process"], topic: str, key: str, event_id: str
+) -> dict[str, str]:
+    return {
+        "messaging.system": "kafka",
+        "messaging.operation.type": operation,
+        "messaging.operation.name": "send" if operation == "publish" else "process",
+        "messaging.destination.name": topic,
+        "messaging.kafka.message.key": key,  # an order id or a SKU: never a secret
+        "messaging.message.id": event_id,
+    }
+
+
+@contextmanager
+def process_span(
+    *,
+    traceparent: str | None,
+    topic: str,
+    key: str,
+    event_id: str,
+    consumer_group: str,
+    partition: int | None = None,
+    offset: int | None = None,
+) -> Iterator[Span]:
+    """The span of a worker handling one record: CONSUMER, the child of the record's traceparent,
+    current while the handler runs, so the events it emits continue it. An exception escaping the
+    handler is recorded on it (and re-raised)."""
+    attributes: dict[str, str | int] = {
+        **_messaging_attributes("process", topic, key, event_id),
+        "messaging.consumer.group.name": consumer_group,
+    }
+    if partition is not None:
+        attributes["messaging.destination.partition.id"] = str(partition)
+    if offset is not None:
+        attributes["messaging.kafka.offset"] = offset
+    with _tracer.start_as_current_span(
+        f"process {topic}", context=context_from(traceparent), kind=SpanKind.CONSUMER, attributes=attributes
+    ) as span:
+        yield span
+
+
+def publish_span(*, traceparent: str, topic: str, key: str, event_id: str) -> Span:
+    """A started span for the relay's sending of one record, the child of the context the outbox row
+    holds. The caller ends it when the broker acknowledges. The record keeps the row's traceparent:
+    the conventions call it the message's creation context (where the event was created), which an
+    intermediary does not change; so the span is not the creation context, and its kind is CLIENT."""
+    return _tracer.start_span(
+        f"publish {topic}",
+        context=context_from(traceparent),
+        kind=SpanKind.CLIENT,
+        attributes=_messaging_attributes("publish", topic, key, event_id),
+    )
+
+
+@contextmanager
+def continued(traceparent: str | None, name: str, kind: SpanKind = SpanKind.INTERNAL) -> Iterator[Span]:
+    """A current span, the child of `traceparent`: for work that acts later on an event's behalf (the
+    payment executor's gateway call), so the events it emits stay in that event's trace."""
+    with _tracer.start_as_current_span(name, context=context_from(traceparent), kind=kind) as span:
+        yield span
