@@ -45,6 +45,7 @@ _FIELDS = {
     "attempts": "int",
     "next_attempt_at": "timestamptz",
     "last_error": "text",
+    "traceparent": "text",
 }
 _COLUMNS = ", ".join(["order_id", *_FIELDS])
 _STATUS = list(_FIELDS).index("status")

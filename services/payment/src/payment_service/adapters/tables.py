@@ -77,6 +77,7 @@ payments = Table(
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     Column("next_attempt_at", DateTime(timezone=True)),
     Column("last_error", Text),
+    Column("traceparent", Text),  # the trace the open intent's call continues (migration 0006)
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     *(CheckConstraint(sql, name=name) for name, sql in CHECKS.items()),

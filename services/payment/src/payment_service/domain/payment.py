@@ -107,6 +107,9 @@ class Payment:
     attempts: int = 0  # gateway calls made for the open intent
     next_attempt_at: datetime | None = None
     last_error: str | None = None
+    # Where the open intent was decided, as a W3C traceparent: the executor's call and the events of
+    # its answer continue that trace (shared.tracing). Opaque to the rules here.
+    traceparent: str | None = None
 
     # -- facts from the other services ------------------------------------------------------------
 

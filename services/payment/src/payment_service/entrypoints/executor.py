@@ -16,16 +16,20 @@ until its outcome is committed.
 """
 
 import asyncio
+import contextvars
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 
+from opentelemetry.trace import SpanKind
 from shared.events.base import utc_now
 from shared.logging import get_logger
 from shared.outage import is_database_outage
 from shared.sealing import Opener
+from shared.tracing import continued, current_traceparent
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from payment_service.domain import PaymentGateway
+from payment_service.domain import ChargeCall, PaymentGateway
 from payment_service.service_layer import gateway_calls
 from payment_service.settings import Settings
 
@@ -106,13 +110,17 @@ class GatewayExecutor:
             await asyncio.wait(set(self._calls))
 
     async def _execute(self, claim: gateway_calls.Claim) -> None:
-        try:
-            outcome = await gateway_calls.call_gateway(self._gateway, claim, self._settings, self._opener)
-            await self._record(outcome)
-        except Exception:  # recording failed (database away): the claim runs out, the call is made again
-            log.exception("could not record a gateway call's outcome", order_id=str(claim.order_id))
-        finally:
-            self.wake()  # room for another call, and maybe a refund that just became due
+        kind = "charge" if isinstance(claim.call, ChargeCall) else "refund"
+        # The call in the trace of the event that decided it; its answer's events are its children.
+        with continued(claim.traceparent, f"{kind} {self.gateway_name}", SpanKind.CLIENT):
+            claim = replace(claim, traceparent=current_traceparent() or claim.traceparent)
+            try:
+                outcome = await gateway_calls.call_gateway(self._gateway, claim, self._settings, self._opener)
+                await self._record(outcome)
+            except Exception:  # recording failed (database away): the claim runs out, the call is made again
+                log.exception("could not record a gateway call's outcome", order_id=str(claim.order_id))
+            finally:
+                self.wake()  # room for another call, and maybe a refund that just became due
 
     async def _record(self, outcome: gateway_calls.Outcome) -> None:
         """Until the outcome is committed, in the next recording transaction (started now if none
@@ -120,7 +128,11 @@ class GatewayExecutor:
         recorded = asyncio.get_running_loop().create_future()
         self._unrecorded.append((outcome, recorded))
         if self._recording is None:
-            self._recording = asyncio.create_task(self._record_groups(), name="gateway-outcomes")
+            # In a context of its own: it records many calls' outcomes, and must not run in this
+            # call's trace (each outcome names its own, Claim.traceparent).
+            self._recording = asyncio.create_task(
+                self._record_groups(), name="gateway-outcomes", context=contextvars.Context()
+            )
         await recorded
 
     async def _record_groups(self) -> None:

@@ -60,6 +60,9 @@ REDACTED = "[redacted]"
 class Claim:
     order_id: UUID
     call: GatewayCall
+    # The trace the call and its answer's events continue (shared.tracing): where the intent was
+    # decided, then the call's own span once the executor makes it.
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,7 @@ async def claim_due(
     async with sessions() as session, session.begin():
         connection = await driver_connection(session)
         due = await repository.lock_due_intents(connection, gateway, now, limit)
-        claims = [Claim(payment.order_id, payment.claim(now, lease)) for payment in due.values()]
+        claims = [Claim(payment.order_id, payment.claim(now, lease), payment.traceparent) for payment in due.values()]
         await repository.save_payments(connection, due.changed())
     return claims
 
@@ -150,7 +153,7 @@ async def record_outcomes(
     write the changed payments and the events in one statement each."""
     now = clock()
     applied: list[tuple[Outcome, Payment]] = []
-    events: list[Event] = []
+    envelopes: list[Envelope] = []
     async with sessions() as session, session.begin():
         connection = await driver_connection(session)
         locked = await repository.lock_payments(connection, [outcome.claim.order_id for outcome in outcomes])
@@ -160,10 +163,12 @@ async def record_outcomes(
                 # Another executor (or an earlier call of this one) got the answer meanwhile.
                 log.info("gateway outcome already settled", order_id=str(payment.order_id), status=payment.status.value)
                 continue
-            events.extend(_apply(payment, outcome, settings, now))
+            # Each outcome's events in its own order's trace: one transaction records many orders'.
+            events = _apply(payment, outcome, settings, now)
+            envelopes.extend(Envelope.new(event, traceparent=outcome.claim.traceparent) for event in events)
             applied.append((outcome, payment))
         await repository.save_payments(connection, locked.changed())
-        await add_to_outbox(session, *(Envelope.new(event) for event in events))
+        await add_to_outbox(session, *envelopes)
     for outcome, payment in applied:
         _log_recorded(outcome, payment)
 

@@ -27,6 +27,7 @@ from shared.events import Envelope, OrderCancelled, OrderCreated, OrderRejected,
 from shared.events.base import Clock, utc_now
 from shared.logging import get_logger
 from shared.sealing import Opener
+from shared.tracing import current_traceparent
 
 from payment_service.domain import ConflictingFact, Payment, PaymentStatus
 
@@ -51,6 +52,7 @@ async def record_order(
         raise NonRetryableError("payment token cannot be opened: not sealed to this service's key, or altered")
     _handle(
         batch,
+        envelope,
         order.order_id,
         lambda p: p.record_order(order.payment_token, order.customer_id),
         gateway,
@@ -67,6 +69,7 @@ async def record_reservation(
     reserved = payload(envelope, StockReserved)
     _handle(
         batch,
+        envelope,
         reserved.order_id,
         lambda p: p.record_reservation(reserved.total_amount, reserved.currency),
         gateway,
@@ -82,11 +85,12 @@ async def cancel_payment(
     (at once if charged, on the gateway's answer if the charge is in flight). OrderRejected
     (inventory could not reserve) ends the order the same way."""
     ended = payload(envelope, OrderCancelled, OrderRejected)
-    _handle(batch, ended.order_id, lambda p: p.cancel(clock()), gateway, on_intent, clock)
+    _handle(batch, envelope, ended.order_id, lambda p: p.cancel(clock()), gateway, on_intent, clock)
 
 
 def _handle(
     batch: PaymentBatch,
+    envelope: Envelope,
     order_id: UUID,
     record_fact: Callable[[Payment], None],
     gateway: str,
@@ -106,6 +110,9 @@ def _handle(
         raise NonRetryableError(str(exc)) from exc
     payment.request_charge(gateway, clock())
     if payment.pending_call is not None and not was_open:
+        # The call and its answer's events continue the trace of the event that decided it (this
+        # record's process span).
+        payment.traceparent = current_traceparent() or envelope.traceparent
         # The executor can claim the intent only once it is committed: wake it then, not now.
         batch.wake_on_commit(on_intent)
     log.debug("payment updated", status=payment.status.value)
