@@ -105,6 +105,30 @@ def monitor_acls() -> list[Acl]:
     ]
 
 
+CONNECT = "connect"
+# Kafka Connect's worker group and the topics that hold its state (infra/connect/worker.properties.template).
+CONNECT_GROUP = "ecommerce-connect"
+CONNECT_STATE_TOPICS = ("connect-configs", "connect-offsets", "connect-status")
+
+
+def connect_acls(event_topics: tuple[str, ...] = tuple(OWN_TOPIC.values())) -> list[Acl]:
+    """Kafka Connect's principal, the Debezium relay (RELAY=debezium only: infra/scripts/connectors.py
+    grants these, not provisioning, so a deployment on the built-in relay has no principal besides the
+    services' that may write their topics). Its worker joins its own group and reads and writes its
+    state topics (and checks their configs at start-up); its connectors' producers, idempotent, write
+    the services' event topics. It reads no event topic, creates no topic."""
+    principal = f"User:{CONNECT}"
+    return [
+        Acl(principal, ResourceType.GROUP, CONNECT_GROUP, Operation.READ),
+        *(
+            Acl(principal, ResourceType.TOPIC, t, op)
+            for t in CONNECT_STATE_TOPICS
+            for op in (Operation.READ, Operation.WRITE, *_DESCRIBING)
+        ),
+        *(Acl(principal, ResourceType.TOPIC, t, Operation.WRITE) for t in event_topics),
+    ]
+
+
 # Every principal that is neither a service nor a super user, with its ACLs.
 OTHER_PRINCIPALS: dict[str, Callable[[], list[Acl]]] = {MONITOR: monitor_acls}
 

@@ -1,0 +1,214 @@
+"""The Debezium relay's setup (RELAY=debezium; docs/architecture.md "Debezium relay"), idempotent:
+
+    connectors.py provision           as the Kafka admin: Connect's state topics (compacted, RF 3)
+                                      and the connect principal's ACLs
+    connectors.py prepare [SVC ...]   as the Postgres superuser: each service's CDC role, header
+                                      columns, delete-on-insert trigger and publication
+                                      (infra/connect/outbox_cdc.sql)
+    connectors.py register [SVC ...]  PUT each service's connector config (infra/connect/connector.json)
+                                      to Connect's REST API: creates it, or updates it in place
+    connectors.py status              each connector's and task's state, and each slot's lag in bytes
+    connectors.py remove SVC          delete the connector, then its replication slot (a slot left
+                                      behind keeps the WAL forever)
+
+SVC defaults to every service. The database password of <svc>_cdc is POSTGRES_CDC_PASSWORD_<SVC>,
+else the development one (the role's name).
+"""
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from shared.kafka.acls import CONNECT_STATE_TOPICS, connect_acls, grant
+from shared.kafka.security import admin_client_config
+
+REPO = Path(__file__).resolve().parents[2]
+CONNECT_DIR = REPO / "infra" / "connect"
+SCHEMAS = {"order": "orders", "payment": "payments", "inventory": "inventory"}
+REST = os.environ.get("CONNECT_REST_URL", "http://127.0.0.1:8083")
+TOPIC_ALREADY_EXISTS = 36
+
+
+def connector_name(service: str) -> str:
+    return f"{service}-outbox"
+
+
+def slot_name(service: str) -> str:
+    return f"{service}_outbox_slot"
+
+
+def connector_config(service: str, schema: str, *, db_host: str = "127.0.0.1", db_port: int = 5433) -> dict[str, str]:
+    """infra/connect/connector.json for one service's outbox."""
+    password = os.environ.get(f"POSTGRES_CDC_PASSWORD_{service.upper()}", f"{service}_cdc")
+    text = (CONNECT_DIR / "connector.json").read_text()
+    for placeholder, value in {
+        "@SERVICE@": service,
+        "@SCHEMA@": schema,
+        "@DB_HOST@": db_host,
+        "@DB_PORT@": str(db_port),
+        "@DB_PASSWORD@": password,
+    }.items():
+        text = text.replace(placeholder, value)
+    config: dict[str, str] = json.loads(text)
+    return config
+
+
+async def provision_kafka() -> None:
+    """Connect's state topics, compacted with RF 3 (the worker would create them with the same
+    settings, but the connect principal may not create topics), and its ACLs."""
+    admin = AIOKafkaAdminClient(**admin_client_config(), client_id="connect-provisioning")
+    await admin.start()
+    try:
+        partitions = {"connect-configs": 1, "connect-offsets": 5, "connect-status": 5}  # configs: exactly 1
+        topics = [
+            NewTopic(name, partitions[name], 3, topic_configs={"cleanup.policy": "compact", "min.insync.replicas": "2"})
+            for name in CONNECT_STATE_TOPICS
+        ]
+        response = await admin.create_topics(topics, timeout_ms=30_000)
+        for name, code, *rest in response.topic_errors:
+            if code not in (0, TOPIC_ALREADY_EXISTS):
+                raise RuntimeError(f"creating topic {name} failed with error code {code}: {rest}")
+        await grant(admin, connect_acls())
+    finally:
+        await admin.close()
+
+
+def prepare_database(service: str, schema: str, *, delete_on_insert: bool = True) -> None:
+    """infra/connect/outbox_cdc.sql for one service, as the superuser (it alters the outbox, creates a
+    role and a publication)."""
+    subprocess.run(
+        [
+            "bash",
+            str(REPO / "infra/postgres/postgres.sh"),
+            "psql",
+            "-q",
+            "-v",
+            f"svc={service}",
+            "-v",
+            f"schema={schema}",
+            "-v",
+            f"delete_on_insert={'on' if delete_on_insert else 'off'}",
+        ],
+        input=(CONNECT_DIR / "outbox_cdc.sql").read_bytes(),
+        check=True,
+        env={**os.environ, "PGOPTIONS": "-c client_min_messages=warning"},
+    )
+
+
+def register(name: str, config: dict[str, str], *, rest: str = REST) -> dict[str, Any]:
+    """PUT /connectors/<name>/config: creates the connector, or updates its config in place."""
+    response = httpx.put(f"{rest}/connectors/{name}/config", json=config, timeout=30)
+    response.raise_for_status()
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def wait_until_running(name: str, *, rest: str = REST, timeout: float = 60) -> dict[str, Any]:
+    """The connector's status once it and its task run; raises with the last status otherwise."""
+    deadline = time.monotonic() + timeout
+    status: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        response = httpx.get(f"{rest}/connectors/{name}/status", timeout=10)
+        if response.status_code == 200:
+            status = response.json()
+            tasks = status.get("tasks", [])
+            if status["connector"]["state"] == "RUNNING" and tasks and all(t["state"] == "RUNNING" for t in tasks):
+                return status
+            if any(t["state"] == "FAILED" for t in tasks):
+                break
+        time.sleep(0.5)
+    raise RuntimeError(f"connector {name} is not running: {json.dumps(status)[:2000]}")
+
+
+def remove(name: str, slot: str, *, rest: str = REST) -> None:
+    """Delete the connector, then drop its slot once no walsender holds it (the task stops
+    asynchronously)."""
+    response = httpx.delete(f"{rest}/connectors/{name}", timeout=30)
+    if response.status_code not in (204, 404):
+        response.raise_for_status()
+    drop = f"""
+        SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+        WHERE slot_name = '{slot}' AND NOT active"""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        _superuser_sql(drop)
+        if _superuser_sql(f"SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{slot}'") == "0":
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"replication slot {slot} is still active 30 s after its connector was deleted")
+
+
+def slot_lag_bytes() -> dict[str, int]:
+    """Each replication slot's lag: the WAL it holds back, from its confirmed position to now."""
+    rows = _superuser_sql(
+        "SELECT slot_name || ' ' || pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint"
+        " FROM pg_replication_slots WHERE confirmed_flush_lsn IS NOT NULL"
+    )
+    return {name: int(lag) for name, lag in (line.split() for line in rows.splitlines() if line)}
+
+
+def _superuser_sql(sql: str) -> str:
+    result = subprocess.run(
+        ["bash", str(REPO / "infra/postgres/postgres.sh"), "psql", "-Atqc", sql],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return result.stdout.strip()
+
+
+def print_status(services: Sequence[str]) -> None:
+    lags = slot_lag_bytes()
+    for service in services:
+        response = httpx.get(f"{REST}/connectors/{connector_name(service)}/status", timeout=10)
+        if response.status_code == 404:
+            print(f"{connector_name(service):20} not registered")
+            continue
+        status = response.json()
+        tasks = ", ".join(t["state"] for t in status["tasks"]) or "no task"
+        lag = lags.get(slot_name(service))
+        print(
+            f"{connector_name(service):20} {status['connector']['state']:9} tasks: {tasks:10} "
+            f"slot {slot_name(service)}: {'missing' if lag is None else f'{lag} bytes behind'}"
+        )
+
+
+def main(argv: list[str]) -> int:
+    command, services = (argv[0] if argv else ""), (argv[1:] or list(SCHEMAS))
+    unknown = [s for s in services if s not in SCHEMAS]
+    if unknown:
+        print(f"unknown service(s): {', '.join(unknown)} (known: {', '.join(SCHEMAS)})", file=sys.stderr)
+        return 2
+    if command == "provision":
+        asyncio.run(provision_kafka())
+        print(f"connect: topics {', '.join(CONNECT_STATE_TOPICS)} and the connect principal's ACLs in place")
+    elif command == "prepare":
+        for service in services:
+            prepare_database(service, SCHEMAS[service])
+    elif command == "register":
+        for service in services:
+            register(connector_name(service), connector_config(service, SCHEMAS[service]))
+            wait_until_running(connector_name(service))
+            print(f"connect: {connector_name(service)} running")
+    elif command == "status":
+        print_status(services)
+    elif command == "remove" and argv[1:]:
+        for service in services:
+            remove(connector_name(service), slot_name(service))
+            print(f"connect: {connector_name(service)} and its slot {slot_name(service)} removed")
+    else:
+        print(__doc__, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
