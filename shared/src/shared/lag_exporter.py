@@ -1,0 +1,189 @@
+"""The lag exporter (`lag-exporter`): one small process that measures the services' consumer lag
+every few seconds (shared.kafka.lag) and serves it to Prometheus, with the end offset of every event
+and dead-letter topic (a DLT's growth is its end offset's rate).
+
+One process rather than each worker: a worker knows only its own partitions and stops reporting
+exactly when it is stuck or gone, which is when lag matters; the exporter sees every group from
+outside, as the `monitor` principal, which may describe the groups and topics and read nothing.
+
+A failed round (a broker outage, a timeout) is logged and the last values stay served, with
+`lag_exporter_last_success_timestamp_seconds` telling how old they are; the next round starts new
+clients. SIGTERM stops it between rounds.
+"""
+
+import asyncio
+import time
+from typing import Any, Literal
+
+from aiokafka import TopicPartition
+from aiokafka.errors import KafkaError
+from prometheus_client import REGISTRY, CollectorRegistry, Gauge
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.events.topics import TOPIC_SPECS
+from shared.kafka.acls import MONITOR
+from shared.kafka.lag import SERVICE_GROUPS, LagProbe, PartitionLag
+from shared.kafka.security import LOCAL_KAFKA, SecurityProtocol, client_config, development_password
+from shared.logging import configure_logging, get_logger
+from shared.metrics import serve_metrics
+from shared.runtime import run_until_signalled
+
+log = get_logger(__name__)
+
+EVERY_TOPIC = tuple(spec.name for spec in TOPIC_SPECS)  # the event topics and their DLTs
+
+
+class LagExporterSettings(BaseSettings):
+    """Environment variables prefixed LAG_EXPORTER_; the defaults fit the local stack."""
+
+    model_config = SettingsConfigDict(env_prefix="LAG_EXPORTER_", extra="ignore", frozen=True)
+
+    environment: Literal["development", "test", "production"] = "development"
+    log_level: str = "INFO"
+    log_format: Literal["json", "console"] = "json"
+
+    kafka_bootstrap_servers: str = LOCAL_KAFKA
+    kafka_security_protocol: SecurityProtocol = "SASL_PLAINTEXT"
+    kafka_username: str = MONITOR
+    # The development password outside production (as a service's, shared.settings); production
+    # must set it and refuses the development one.
+    kafka_password: str | None = Field(
+        default_factory=lambda data: (
+            None if data.get("environment") == "production" else development_password(data["kafka_username"])
+        )
+    )
+    groups: tuple[str, ...] = tuple(SERVICE_GROUPS)
+
+    metrics_host: str = "127.0.0.1"  # loopback unless a deployment's scraper needs another address
+    metrics_port: int = 9150
+    # A round takes tens of milliseconds; Prometheus scrapes every 15 s or so.
+    interval_s: float = Field(default=5.0, gt=0)
+    # A round that takes longer (a broker that accepts connections but does not answer) is abandoned.
+    round_timeout_s: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _no_development_password_in_production(self) -> "LagExporterSettings":
+        if self.environment == "production" and self.kafka_password in (
+            None,
+            development_password(self.kafka_username),
+        ):
+            raise ValueError("kafka_password is unset or the development one; set a real one in production")
+        if self.environment == "production" and self.kafka_security_protocol == "PLAINTEXT":
+            raise ValueError("kafka_security_protocol must authenticate (SASL_SSL, SASL_PLAINTEXT) in production")
+        return self
+
+    def kafka_client_config(self) -> dict[str, Any]:
+        return client_config(
+            self.kafka_bootstrap_servers, self.kafka_username, self.kafka_password or "", self.kafka_security_protocol
+        )
+
+
+class LagGauges:
+    """The exporter's metrics (in `registry`: no other process exports them). A series whose
+    partition or group is no longer measured is removed, not left at its last value."""
+
+    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+        self.records = Gauge(
+            "kafka_consumergroup_lag",
+            "Records of the partition the group has still to consume (end offset - its position)",
+            ["group", "topic", "partition"],
+            registry=registry,
+        )
+        self.seconds = Gauge(
+            "kafka_consumergroup_lag_seconds",
+            "Age of the oldest record of the partition the group has not consumed (0 when caught up)",
+            ["group", "topic", "partition"],
+            registry=registry,
+        )
+        self.end_offset = Gauge(
+            "kafka_topic_partition_end_offset",
+            "Log end offset (high watermark) of every partition of the event and dead-letter topics",
+            ["topic", "partition"],
+            registry=registry,
+        )
+        self.last_success = Gauge(
+            "lag_exporter_last_success_timestamp_seconds",
+            "When the exporter last measured every group and topic (the values served are that old)",
+            registry=registry,
+        )
+        self.round_seconds = Gauge(
+            "lag_exporter_round_seconds", "How long the last successful round took", registry=registry
+        )
+        self._lag_series: set[tuple[str, str, str]] = set()
+        self._end_series: set[tuple[str, str]] = set()
+
+    def publish(self, lags: list[PartitionLag], ends: dict[TopicPartition, int]) -> None:
+        lag_series = set()
+        for lag in lags:
+            labels = (lag.group, lag.topic, str(lag.partition))
+            self.records.labels(*labels).set(lag.records)
+            self.seconds.labels(*labels).set(lag.seconds)
+            lag_series.add(labels)
+        for labels in self._lag_series - lag_series:
+            self.records.remove(*labels)
+            self.seconds.remove(*labels)
+        end_series = set()
+        for tp, end in ends.items():
+            end_labels = (tp.topic, str(tp.partition))
+            self.end_offset.labels(*end_labels).set(end)
+            end_series.add(end_labels)
+        for end_labels in self._end_series - end_series:
+            self.end_offset.remove(*end_labels)
+        self._lag_series, self._end_series = lag_series, end_series
+
+
+async def export_lag(
+    settings: LagExporterSettings, gauges: LagGauges, stop: asyncio.Event, *, rounds: int | None = None
+) -> None:
+    """Measure and publish every `interval_s` until `stop` is set (or after `rounds`, for a test)."""
+    probe: LagProbe | None = None
+    done = 0
+    try:
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                if probe is None:
+                    probe = LagProbe(settings.kafka_client_config())
+                    await probe.start()
+                async with asyncio.timeout(settings.round_timeout_s):
+                    lags = await probe.measure(settings.groups)
+                    ends = await probe.end_offsets(EVERY_TOPIC)
+                gauges.publish(lags, ends)
+                gauges.last_success.set(time.time())
+                gauges.round_seconds.set(time.monotonic() - started)
+            except Exception as exc:  # the exporter outlives any one round; the next one starts afresh
+                if isinstance(exc, KafkaError | OSError | TimeoutError):
+                    log.warning("lag round failed; serving the last values", error=repr(exc))
+                else:
+                    log.exception("lag round failed; serving the last values")
+                if probe is not None:
+                    await _close_quietly(probe)
+                    probe = None
+            done += 1
+            if rounds is not None and done >= rounds:
+                break
+            pause = settings.interval_s - (time.monotonic() - started)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=max(0.0, pause))
+            except TimeoutError:
+                pass
+    finally:
+        if probe is not None:
+            await _close_quietly(probe)
+
+
+async def _close_quietly(probe: LagProbe) -> None:
+    try:
+        await probe.close()
+    except Exception as exc:
+        log.warning("closing the lag probe failed", error=repr(exc))
+
+
+def main() -> None:
+    settings = LagExporterSettings()
+    configure_logging("monitoring", "lag-exporter", level=settings.log_level, fmt=settings.log_format)
+    serve_metrics(settings.metrics_port, settings.metrics_host)
+    gauges = LagGauges()
+    log.info("lag exporter started", groups=list(settings.groups), interval_s=settings.interval_s)
+    run_until_signalled(lambda stop: export_lag(settings, gauges, stop))
