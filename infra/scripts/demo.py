@@ -11,14 +11,13 @@ import os
 import sys
 import time
 import uuid
-from datetime import datetime
 
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from dev_token import mint_token
-from shared.events.codec import decode
-from shared.events.topics import EVENT_TOPICS, PARTITIONS
-from shared.kafka.security import admin_client_config
+from ecommerce_ops.kafka_reading import KafkaReader, read_ranges
+from ecommerce_ops.timeline import TimelineEntry, format_state, format_timeline, money, timeline
+from shared.events.topics import EVENT_TOPICS
 
 ORDERS = os.environ.get("ORDER_URL", "http://127.0.0.1:8001")
 PAYMENTS = os.environ.get("PAYMENT_URL", "http://127.0.0.1:8002")
@@ -43,43 +42,19 @@ AS_CUSTOMER = {"Authorization": f"Bearer {mint_token(CUSTOMER, 'customer')}"}
 AS_ADMIN = {"Authorization": f"Bearer {mint_token('demo-admin', 'admin')}"}
 
 
-def money(amount: int | None, currency: str | None) -> str:
-    return "-" if amount is None else f"{amount / 100:.2f} {currency}"
-
-
 async def end_offsets() -> dict[TopicPartition, int]:
-    consumer = AIOKafkaConsumer(**admin_client_config(BOOTSTRAP), enable_auto_commit=False)
-    await consumer.start()
-    try:
-        return await consumer.end_offsets(
-            [TopicPartition(topic, partition) for topic in EVENT_TOPICS for partition in range(PARTITIONS)]
-        )
-    finally:
-        await consumer.stop()
+    async with KafkaReader(BOOTSTRAP) as kafka:
+        return await kafka.consumer.end_offsets([tp for topic in EVENT_TOPICS for tp in await kafka.partitions(topic)])
 
 
-async def events_since(start: dict[TopicPartition, int], order_ids: set[str]) -> list:
-    """Every saga event about these orders published since `start`, from all three topics."""
-    consumer = AIOKafkaConsumer(**admin_client_config(BOOTSTRAP), enable_auto_commit=False)
-    await consumer.start()
-    found = []
-    try:
-        consumer.assign(list(start))
-        for tp, offset in start.items():
-            consumer.seek(tp, offset)
-        end = await consumer.end_offsets(list(start))
-        remaining = {tp for tp in start if end[tp] > start[tp]}
-        while remaining:
-            for tp, records in (await consumer.getmany(timeout_ms=1000)).items():
-                for record in records:
-                    envelope = decode(record.value, record.headers)
-                    if envelope.correlation_id in order_ids:
-                        found.append(envelope)
-                    if record.offset + 1 >= end[tp]:
-                        remaining.discard(tp)
-    finally:
-        await consumer.stop()
-    return sorted(found, key=lambda envelope: envelope.occurred_at)
+async def saga_entries(start: dict[TopicPartition, int], order_ids: set[str]) -> list[TimelineEntry]:
+    """Every saga event about these orders published since `start`, from all three topics, as the
+    operator CLI's timeline (`ecommerce saga trace` shows one order's the same way)."""
+    async with KafkaReader(BOOTSTRAP) as kafka:
+        end = await kafka.consumer.end_offsets(list(start))
+        ranges = {tp: (first, end[tp]) for tp, first in start.items() if end[tp] > first}
+        entries = timeline(await read_ranges(kafka.consumer, ranges))
+    return [entry for entry in entries if entry.correlation_id in order_ids]
 
 
 async def wait_settled(client: httpx.AsyncClient, order_id: str, cancel_when_confirmed: bool) -> dict:
@@ -101,27 +76,6 @@ async def wait_settled(client: httpx.AsyncClient, order_id: str, cancel_when_con
                 return {"order": order, "payment": payment, "reservation": reservation}
         await asyncio.sleep(0.2)
     raise TimeoutError(f"order {order_id} did not settle in 60 s; see `make status` and .run/logs")
-
-
-def describe(envelope) -> str:
-    event = envelope.event
-    data = event.model_dump()
-    if "total_amount" in data:
-        return f"total {money(data['total_amount'], data['currency'])}"
-    if "amount" in data:
-        extra = f", {data['reason']}" if "reason" in data else ""
-        return f"{money(data['amount'], data['currency'])}{extra}"
-    if "failures" in data:
-        return "; ".join(
-            f"{f['sku']}: {f['reason']} (wanted {f['requested']}, {f['available']} left)" for f in data["failures"]
-        )
-    if "reason" in data:
-        return data["reason"]
-    if "items" in data:
-        return ", ".join(f"{line['quantity']}x {line['sku']}" for line in data["items"])
-    if "reorder_level" in data:
-        return f"{data['sku']}: {data['available']} left, reorder level {data['reorder_level']}"
-    return ""
 
 
 async def main() -> int:
@@ -160,22 +114,15 @@ async def main() -> int:
             print(f"   {order_id}  {label} ({token})")
 
         results = {oid: await wait_settled(client, oid, cancel) for _, oid, cancel in placed}
-    events = await events_since(start, {oid for _, oid, _ in placed})
+    entries = await saga_entries(start, {oid for _, oid, _ in placed})
 
     for label, order_id, _ in placed:
         result = results[order_id]
         order, payment, reservation = result["order"], result["payment"], result["reservation"]
         print(f"\n== Saga of order {order_id}: {label} -> {order['status']}")
-        mine = [envelope for envelope in events if envelope.correlation_id == order_id]
-        t0: datetime | None = mine[0].occurred_at if mine else None
-        for envelope in mine:
-            offset_ms = (envelope.occurred_at - t0).total_seconds() * 1000 if t0 else 0
-            print(f"   +{offset_ms:7.0f} ms  {envelope.source:<10} {envelope.event_type:<24} {describe(envelope)}")
-        print(
-            f"   order: {order['status']} total {money(order['total_amount'], order['currency'])}"
-            f"{', ' + order['cancellation_reason'] if order['cancellation_reason'] else ''}"
-            f"   payment: {payment.get('status', '-')}   stock: {reservation.get('status', '-')}"
-        )
+        for line in format_timeline([entry for entry in entries if entry.correlation_id == order_id]):
+            print(f"   {line}")
+        print(f"   {format_state(order, payment, reservation)}")
 
     print("\nTry it yourself (the customer is the token's subject):")
     print("   TOKEN=$(make -s token SUB=me ROLE=customer)")
@@ -184,6 +131,7 @@ async def main() -> int:
     )
     print('        -d \'{"items": [{"sku": "KB-101", "quantity": 1}], "payment_token": "tok_visa"}\'')
     print(f'   curl -s {ORDERS}/orders/<order_id>/events -H "Authorization: Bearer $TOKEN"')
+    print("   .venv/bin/ecommerce saga trace <order_id>     (the operator CLI: see `.venv/bin/ecommerce --help`)")
     print(f"   (API docs, with an Authorize button for the token: {ORDERS}/docs, {PAYMENTS}/docs, {INVENTORY}/docs)")
     return 0
 

@@ -1,0 +1,21 @@
+"""The command line's own refusals, before it touches Kafka or an API."""
+
+from ecommerce_ops.cli import app
+from typer.testing import CliRunner
+
+
+def test_a_redrive_without_saying_which_dead_letters_is_refused_as_wrong_usage() -> None:
+    result = CliRunner().invoke(app, ["dlt", "redrive", "--execute"])
+
+    assert result.exit_code == 2
+    assert "choose what to redrive: --event-id, --cause or --all" in result.output
+
+
+def test_every_command_is_reachable_from_the_one_entry_point() -> None:
+    result = CliRunner().invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("saga", "dlt", "lag"):
+        assert command in result.output
+    for group, commands in {"saga": ("trace", "stuck"), "dlt": ("list", "show", "redrive")}.items():
+        output = CliRunner().invoke(app, [group, "--help"]).output
+        assert all(command in output for command in commands), output

@@ -1,0 +1,65 @@
+"""`dlt list`, `dlt show` and `dlt redrive`: the dead-letter topics read whole (they are small and
+kept 30 days), and the planned redrives sent back (dead_letters.py decides what is sent)."""
+
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaProducer
+from shared.events.topics import DLT_SUFFIX, EVENT_TOPICS, dead_letter_topic
+
+from .dead_letters import DeadLetterRecord, Redrive
+from .kafka_reading import KafkaReader, Progress, read_ranges, whole_ranges
+
+DEAD_LETTER_TOPICS = tuple(dead_letter_topic(topic) for topic in EVENT_TOPICS)
+
+
+def dead_letter_topic_named(name: str) -> str:
+    """`order-events.DLT`, or the original topic's name `order-events` for it."""
+    return name if name.endswith(DLT_SUFFIX) else dead_letter_topic(name)
+
+
+async def count_dead_letters(kafka: KafkaReader, topics: Sequence[str]) -> int:
+    """How many records the topics hold now (what a full read will go through)."""
+    total = 0
+    for topic in topics:
+        total += sum(
+            end - start for start, end in (await whole_ranges(kafka.consumer, await kafka.partitions(topic))).values()
+        )
+    return total
+
+
+async def read_dead_letters(
+    kafka: KafkaReader, topics: Sequence[str], *, progress: Progress = lambda _count: None
+) -> list[DeadLetterRecord]:
+    """Every record the dead-letter topics hold, oldest first within each partition."""
+    ranges = {}
+    for topic in topics:
+        ranges.update(await whole_ranges(kafka.consumer, await kafka.partitions(topic)))
+    return [DeadLetterRecord.of(record) for record in await read_ranges(kafka.consumer, ranges, progress=progress)]
+
+
+def find(letters: Sequence[DeadLetterRecord], position: str) -> list[DeadLetterRecord]:
+    """The dead letters at `PARTITION:OFFSET`, or at `OFFSET` in any partition (then maybe several)."""
+    partition_text, _, offset_text = position.rpartition(":")
+    offset = int(offset_text)
+    partition = int(partition_text) if partition_text else None
+    return [
+        letter for letter in letters if letter.offset == offset and (partition is None or letter.partition == partition)
+    ]
+
+
+async def send(
+    producer: AIOKafkaProducer, redrives: Sequence[Redrive], *, progress: Progress = lambda _count: None
+) -> None:
+    """Send each record back to its original topic and partition; returns once the brokers have
+    acknowledged every one (a redrive that raises has sent those before it)."""
+    for redrive in redrives:
+        await (
+            await producer.send(
+                redrive.topic,
+                value=redrive.value,
+                key=redrive.key,
+                headers=redrive.headers,
+                partition=redrive.partition,
+            )
+        )
+        progress(1)
