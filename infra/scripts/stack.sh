@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Bring the local system up and down: Postgres (Debian cluster), three Kafka brokers and the
-# services under supervisord.
+# Bring the local system up and down: Postgres (Debian cluster), three Kafka brokers, the services
+# and the monitoring (Prometheus, the lag exporter) under supervisord.
 #
-#   stack.sh up        start what is not running; returns when every part is ready
-#   stack.sh up-infra  only Postgres, Kafka and the topics
+#   stack.sh up        start what is not running; returns when every part is ready, every Prometheus
+#                      target is up and every rule loaded
+#   stack.sh up-infra  only Postgres, Kafka and the topics (no services, no monitoring)
 #   stack.sh down      stop services, brokers and Postgres
 #   stack.sh status    what runs where: ports, pids, health
 #   stack.sh logs      follow every process's log
@@ -18,6 +19,8 @@ SUPERVISORD="$REPO/.venv/bin/supervisord"
 CTL=("$REPO/.venv/bin/supervisorctl" -c "$REPO/infra/supervisord.conf")
 SERVICES=(order payment inventory)
 declare -A API_PORT=([order]=8001 [payment]=8002 [inventory]=8003)
+PROMETHEUS_URL=http://127.0.0.1:9090
+LAG_EXPORTER_PORT=9150
 
 supervisor_running() { [ -S .run/supervisor.sock ] && "${CTL[@]}" pid >/dev/null 2>&1; }
 
@@ -60,17 +63,30 @@ start_services() {
   "$PY" infra/scripts/wait_ready.py
 }
 
+# Prometheus (Debian's package; its own system service is not used) and the lag exporter, once the
+# services run, so that the first scrape finds every target.
+start_monitoring() {
+  local programs=()
+  command -v prometheus >/dev/null && programs+=(monitoring:prometheus)
+  [ -x .venv/bin/lag-exporter ] && programs+=(monitoring:lag-exporter)
+  [ ${#programs[@]} -eq 0 ] && return
+  "${CTL[@]}" update monitoring >/dev/null  # a supervisord started before this group existed
+  "${CTL[@]}" start "${programs[@]}" | grep -v 'already started' || true
+  "$PY" infra/scripts/wait_ready.py --prometheus
+}
+
 up() {
   "$PY" infra/scripts/dev_keys.py .run/keys  # the development keys, once (kept across restarts)
   up_infra
   migrate
   start_services
+  start_monitoring
 }
 
 down() {
   if supervisor_running; then
     echo "stack: stopping services, then brokers"
-    "${CTL[@]}" stop scale-out:* services:* >/dev/null || true
+    "${CTL[@]}" stop monitoring:* scale-out:* services:* >/dev/null || true
     "${CTL[@]}" stop kafka:* >/dev/null || true
     "${CTL[@]}" shutdown >/dev/null || true
     for _ in $(seq 1 60); do [ -S .run/supervisor.sock ] && [ -f .run/supervisord.pid ] && sleep 0.5 || break; done
@@ -82,11 +98,14 @@ down() {
 status() {
   bash infra/postgres/postgres.sh status
   if supervisor_running; then
-    "${CTL[@]}" status | while read -r name state rest; do
+    # supervisorctl status exits 3 when a program is stopped (the scale-out ones usually are).
+    { "${CTL[@]}" status || true; } | while read -r name state rest; do
       port=""
       case "$name" in
         kafka:kafka-*) port="127.0.0.1:$(bash infra/kafka/kafka.sh ports "${name##*-}" | sed 's/client=\([0-9]*\).*/\1/')" ;;
         services:*-api) svc=${name#services:}; svc=${svc%-api}; port="http://127.0.0.1:${API_PORT[$svc]}" ;;
+        monitoring:prometheus) port="$PROMETHEUS_URL" ;;
+        monitoring:lag-exporter) port="http://127.0.0.1:$LAG_EXPORTER_PORT/metrics" ;;
       esac
       printf '%-26s %-9s %-24s %s\n' "$name" "$state" "$port" "$rest"
     done

@@ -129,6 +129,10 @@ def supervisor_programs() -> dict[str, str]:
     }
 
 
+def monitoring_programs() -> set[str]:
+    return set(supervisord_conf()["group:monitoring"]["programs"].split(","))
+
+
 # --- the file itself ---------------------------------------------------------------------------
 
 
@@ -162,10 +166,7 @@ def test_there_are_three_brokers_like_the_local_cluster(services):
 
 @pytest.mark.parametrize("broker", BROKERS)
 def test_a_broker_runs_the_kafka_version_of_the_local_jars(services, broker):
-    pom = ET.parse(REPO / "infra/kafka/pom.xml").getroot()
-    version = pom.find("{http://maven.apache.org/POM/4.0.0}properties/{http://maven.apache.org/POM/4.0.0}kafka.version")
-
-    assert services[broker]["image"] == f"apache/kafka:{version.text}"
+    assert services[broker]["image"] == f"apache/kafka:{pom_property('kafka.version')}"
 
 
 @pytest.mark.parametrize("broker", BROKERS)
@@ -291,10 +292,11 @@ def test_every_process_of_supervisord_conf_is_a_compose_service_with_the_same_co
 
     for program, command in programs.items():
         assert program in services, f"{program} runs locally but not in compose"
-        if not program.startswith("kafka-"):
+        # Brokers and Prometheus run their images' own commands (checked below).
+        if not program.startswith("kafka-") and program != "prometheus":
             assert command_of(services[program]) == [PurePosixPath(command).name]
     service_processes = {name for name in services if name.rsplit("-", 1)[-1] in ROLES}
-    assert service_processes == {p for p in programs if not p.startswith("kafka-")}
+    assert service_processes == {p for p in programs if not p.startswith("kafka-")} - monitoring_programs()
 
 
 def test_each_scaled_out_process_is_a_second_instance_of_a_compose_service_that_compose_can_scale(services):
@@ -520,10 +522,16 @@ def test_a_service_settings_default_to_the_ports_compose_and_prometheus_use(svc)
 
 
 def scrape_targets(config: dict) -> dict[str, set[str]]:
+    """Job -> its targets as host:port, static or found by DNS (compose's scalable relays and workers)."""
     return {
-        job["job_name"]: {target for static in job["static_configs"] for target in static["targets"]}
+        job["job_name"]: {target for static in job.get("static_configs", []) for target in static["targets"]}
+        | {f"{name}:{dns['port']}" for dns in job.get("dns_sd_configs", []) for name in dns["names"]}
         for job in config["scrape_configs"]
     }
+
+
+def ports(targets: set[str]) -> set[int]:
+    return {int(target.rsplit(":", 1)[1]) for target in targets}
 
 
 def test_prometheus_in_compose_scrapes_every_process_of_every_service_by_its_name(services):
@@ -533,6 +541,114 @@ def test_prometheus_in_compose_scrapes_every_process_of_every_service_by_its_nam
         assert targets[role] == {f"{svc}-{role}:{METRICS_PORTS[svc][role]}" for svc in SERVICES}
         assert all(target.split(":")[0] in services for target in targets[role])
     assert "./infra/monitoring/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in services["prometheus"]["volumes"]
+
+
+def test_prometheus_in_compose_has_the_scrape_jobs_and_ports_of_the_local_one_and_scales_by_dns():
+    local = scrape_targets(load_yaml("infra/monitoring/prometheus-local.yml"))
+    compose = scrape_targets(load_yaml("infra/monitoring/prometheus.yml"))
+    jobs = load_yaml("infra/monitoring/prometheus.yml")["scrape_configs"]
+    (relays,) = [job for job in jobs if job["job_name"] == "relay"]
+
+    # Locally the second relays and workers (`make scale-out`) have ports of their own, a job of
+    # their own; in compose `--scale` runs them under the same name, which DNS resolves to each.
+    assert set(local) - {"scale-out"} == set(compose)
+    assert {job: ports(targets) for job, targets in local.items() if job in compose} == {
+        job: ports(targets) for job, targets in compose.items()
+    }
+    assert all(dns["type"] == "A" for dns in relays["dns_sd_configs"])
+
+
+def test_the_local_scale_out_job_scrapes_each_scaled_out_process_on_its_own_port():
+    config = supervisord_conf()
+    scale_out_ports = {
+        int(re.search(r'METRICS_PORT="(\d+)"', config[f"program:{program}"]["environment"]).group(1))
+        for program in scaled_out_programs()
+    }
+
+    assert ports(scrape_targets(load_yaml("infra/monitoring/prometheus-local.yml"))["scale-out"]) == scale_out_ports
+
+
+def test_both_prometheus_load_the_same_rules_and_compose_mounts_them_beside_its_configuration(services):
+    local = load_yaml("infra/monitoring/prometheus-local.yml")
+    compose = load_yaml("infra/monitoring/prometheus.yml")
+
+    assert local["rule_files"] == compose["rule_files"] == ["rules/*.yml"]
+    assert "./infra/monitoring/rules:/etc/prometheus/rules:ro" in services["prometheus"]["volumes"]
+    assert (REPO / "infra/monitoring/rules/alerts.yml").is_file()
+    assert local["global"] == compose["global"]
+
+
+def test_the_local_prometheus_runs_the_local_configuration_on_the_port_compose_publishes(services):
+    command = supervisord_conf()["program:prometheus"]["command"]
+
+    assert "--config.file=%(ENV_REPO)s/infra/monitoring/prometheus-local.yml" in command
+    assert "--web.listen-address=127.0.0.1:9090" in command
+    assert services["prometheus"]["ports"] == ["127.0.0.1:9090:9090"]
+
+
+def pom_property(name: str) -> str:
+    pom = ET.parse(REPO / "infra/kafka/pom.xml").getroot()
+    return pom.find(f"{{http://maven.apache.org/POM/4.0.0}}properties/{{http://maven.apache.org/POM/4.0.0}}{name}").text
+
+
+@pytest.mark.parametrize("node_id", [1, 2, 3])
+def test_a_broker_runs_the_jmx_exporter_agent_of_the_local_brokers_on_the_same_port(services, node_id):
+    broker = services[f"kafka-{node_id}"]
+    metrics_port = 9200 + node_id
+    local_targets = scrape_targets(load_yaml("infra/monitoring/prometheus-local.yml"))["kafka"]
+    compose_targets = scrape_targets(load_yaml("infra/monitoring/prometheus.yml"))["kafka"]
+
+    assert kafka_sh("METRICS_PORT_BASE") == "9200"
+    assert "metrics_port() { echo $((METRICS_PORT_BASE + $1)); }" in read("infra/kafka/kafka.sh")
+    agent = f"-javaagent:/opt/jmx-exporter/jmx_prometheus_javaagent.jar={metrics_port}:/opt/ecommerce/jmx-exporter.yml"
+    assert agent in broker["environment"]["KAFKA_OPTS"].split()
+    assert "./infra/kafka/jmx-exporter.yml:/opt/ecommerce/jmx-exporter.yml:ro" in broker["volumes"]
+    assert "jmx-exporter:/opt/jmx-exporter:ro" in broker["volumes"]
+    assert depends_on(broker) == {"jmx-exporter-agent": "service_completed_successfully"}
+    assert f"127.0.0.1:{metrics_port}" in local_targets
+    assert f"kafka-{node_id}:{metrics_port}" in compose_targets
+
+
+def test_the_jmx_exporter_agent_of_compose_is_the_version_the_local_brokers_resolve(services):
+    agent = services["jmx-exporter-agent"]
+    version = pom_property("jmx-exporter.version")
+
+    assert agent["environment"]["AGENT_URL"].endswith(f"/{version}/jmx_prometheus_javaagent-{version}.jar")
+    assert agent["environment"]["AGENT_URL"].startswith("https://repo1.maven.org/maven2/io/prometheus/jmx/")
+    assert re.fullmatch(r"[0-9a-f]{40}", agent["environment"]["AGENT_SHA1"])
+    assert "sha1sum -c" in " ".join(command_of(agent))
+    assert agent["restart"] == "no"
+
+
+def test_the_lag_exporter_runs_as_locally_as_the_monitor_principal_where_prometheus_scrapes_it(services):
+    lag_exporter = pytest.importorskip("shared.lag_exporter", reason="the lag exporter is not written yet")
+    local = lag_exporter.LagExporterSettings()
+    service = services["lag-exporter"]
+    environment = service["environment"]
+    internal = {listeners(services[b]["environment"]["KAFKA_ADVERTISED_LISTENERS"])["SASL_PLAINTEXT"] for b in BROKERS}
+
+    assert command_of(service) == [PurePosixPath(supervisor_programs()["lag-exporter"]).name] == ["lag-exporter"]
+    assert set(environment["LAG_EXPORTER_KAFKA_BOOTSTRAP_SERVERS"].split(",")) == internal
+    assert environment["LAG_EXPORTER_KAFKA_PASSWORD"] == local.kafka_password
+    assert environment["LAG_EXPORTER_METRICS_HOST"] == "0.0.0.0"
+    assert scrape_targets(load_yaml("infra/monitoring/prometheus.yml"))["lag-exporter"] == {
+        f"lag-exporter:{local.metrics_port}"
+    }
+    assert scrape_targets(load_yaml("infra/monitoring/prometheus-local.yml"))["lag-exporter"] == {
+        f"127.0.0.1:{local.metrics_port}"
+    }
+
+
+def test_every_service_process_sends_its_traces_to_jaeger_over_otlp(services):
+    jaeger = services["jaeger"]
+
+    for svc in SERVICES:
+        for role in ROLES:
+            environment = services[f"{svc}-{role}"]["environment"]
+            assert environment["OTEL_TRACES_EXPORTER"] == "otlp"
+            assert environment["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4318"
+    assert jaeger["environment"]["COLLECTOR_OTLP_ENABLED"] == "true"
+    assert "127.0.0.1:16686:16686" in jaeger["ports"]
 
 
 def test_prometheus_for_the_local_stack_scrapes_the_same_ports_on_the_loopback():
