@@ -7,17 +7,20 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from shared.kafka.lag import PartitionLag, measure_lag
 from shared.kafka.security import admin_client_config
 
+# The seed's alert threshold (infra/monitoring/rules): shown red from there on.
+ALERTING_RECORDS = 10_000
 
-async def measure(bootstrap_servers: str | None, groups: Sequence[str] | None) -> list[Any]:
-    from shared.kafka.lag import measure_lag
 
-    measured: list[Any] = await measure_lag(admin_client_config(bootstrap_servers), groups=groups)
+async def measure(bootstrap_servers: str | None, groups: Sequence[str] | None) -> list[PartitionLag]:
+    """One measurement as the admin principal, of the services' groups unless `groups` says which."""
+    measured = await measure_lag(admin_client_config(bootstrap_servers), groups=groups)
     return sorted(measured, key=lambda lag: (lag.group, lag.topic, lag.partition))
 
 
-def lag_json(measured: Sequence[Any]) -> list[dict[str, Any]]:
+def lag_json(measured: Sequence[PartitionLag]) -> list[dict[str, Any]]:
     return [
         {
             "group": lag.group,
@@ -32,7 +35,7 @@ def lag_json(measured: Sequence[Any]) -> list[dict[str, Any]]:
     ]
 
 
-def print_lag(console: Console, measured: Sequence[Any]) -> None:
+def print_lag(console: Console, measured: Sequence[PartitionLag]) -> None:
     if not measured:
         console.print("No consumer group found.", style="yellow")
         return
@@ -46,14 +49,14 @@ def print_lag(console: Console, measured: Sequence[Any]) -> None:
         ("worst partition", "left"),
     ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
-    by_group_topic: dict[tuple[str, str], list[Any]] = {}
+    by_group_topic: dict[tuple[str, str], list[PartitionLag]] = {}
     for lag in measured:
         by_group_topic.setdefault((lag.group, lag.topic), []).append(lag)
     for (group, topic), lags in by_group_topic.items():
         records = sum(lag.records for lag in lags)
-        worst = max(lags, key=lambda lag: (lag.seconds or 0, lag.records))
-        seconds = worst.seconds or 0.0
-        style = "red" if records > 10_000 or seconds > 60 else ("yellow" if records else "green")
+        worst = max(lags, key=lambda lag: (lag.seconds, lag.records))
+        seconds = worst.seconds
+        style = "red" if records > ALERTING_RECORDS or seconds > 60 else ("yellow" if records else "green")
         table.add_row(
             group,
             topic,
