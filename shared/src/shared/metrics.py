@@ -1,4 +1,5 @@
-"""Prometheus metrics of the shared machinery. Names are what infra/monitoring's dashboards query."""
+"""Prometheus metrics of the shared machinery. Names are what infra/monitoring's dashboards query.
+(The lag exporter's are its own, in shared.lag_exporter: only its process serves them.)"""
 
 from wsgiref.simple_server import WSGIServer
 
@@ -15,6 +16,12 @@ PUBLISH_BATCH_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 RELAY_IS_LEADER = Gauge("relay_is_leader", "1 while this relay holds the publishing lock", ["service"])
+# Every relay reports it, leader or not (shared.outbox.relay): a dashboard takes the max per service.
+OLDEST_UNPUBLISHED_AGE = Gauge(
+    "outbox_oldest_unpublished_age_seconds",
+    "Seconds the next outbox row to publish has waited (0 when none waits)",
+    ["service"],
+)
 
 CONSUMED_EVENTS = Counter(
     "consumer_events",
@@ -35,6 +42,11 @@ HANDLE_SECONDS = Histogram(
 
 SAGA_TIMEOUTS = Counter(
     "saga_timeouts", "Orders cancelled because their saga was not finished by its deadline", ["service"]
+)
+# Counted by the order worker's deadline sweep after each run: orders it should have cancelled and
+# has not (locked elsewhere, an unreadable history, or more than it keeps up with).
+SAGA_OVERDUE_ORDERS = Gauge(
+    "saga_overdue_orders", "Orders still PENDING or AWAITING_PAYMENT past their saga deadline", ["service"]
 )
 # The payment executor's gateway calls. outcome: approved, declined, refunded, refused (answers);
 # timeout, unavailable, error (no answer).

@@ -22,9 +22,16 @@ see `run`.
 
 Published rows are purged after `relay_published_retention_s`, a chunk per short transaction, one
 chunk after each batch until a chunk comes back short, so purging keeps pace with publishing.
+
+Every relay, leader or standby, reports how long the next row to publish has waited
+(outbox_oldest_unpublished_age_seconds), on a connection of its own: a relay that cannot reach Kafka
+never becomes the leader, and an outbox that backs up because no relay can publish is what the age
+is for. The next row is the oldest by id (the order of publishing), found through the partial index
+of unpublished rows at any backlog; its created_at is its writer's transaction start.
 """
 
 import asyncio
+import contextlib
 import time
 import zlib
 from collections import Counter
@@ -39,7 +46,13 @@ from aiokafka.errors import KafkaError
 from opentelemetry.trace import Span, StatusCode
 
 from shared.logging import get_logger
-from shared.metrics import EVENTS_PUBLISHED, PUBLISH_BATCH_SECONDS, RELAY_IS_LEADER, UNPUBLISHED_EVENTS
+from shared.metrics import (
+    EVENTS_PUBLISHED,
+    OLDEST_UNPUBLISHED_AGE,
+    PUBLISH_BATCH_SECONDS,
+    RELAY_IS_LEADER,
+    UNPUBLISHED_EVENTS,
+)
 from shared.settings import ServiceSettings
 from shared.tracing import publish_span
 
@@ -62,6 +75,11 @@ PURGE_PUBLISHED = """
 """
 COUNT_UNPUBLISHED = "SELECT count(*) FROM outbox WHERE published_at IS NULL"
 BACKLOG_COUNT_INTERVAL_S = 5.0
+# Seconds the next row to publish has waited (0 when none waits).
+OLDEST_UNPUBLISHED_AGE_SECONDS = """
+    SELECT coalesce(extract(epoch FROM now() - (
+        SELECT created_at FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT 1)), 0)::float8
+"""
 
 
 def advisory_lock_key(schema: str) -> int:
@@ -70,8 +88,11 @@ def advisory_lock_key(schema: str) -> int:
 
 
 class OutboxRelay:
-    def __init__(self, settings: ServiceSettings, dsn: str) -> None:
+    def __init__(
+        self, settings: ServiceSettings, dsn: str, *, backlog_age_interval_s: float = BACKLOG_COUNT_INTERVAL_S
+    ) -> None:
         self._settings = settings
+        self._backlog_age_interval_s = backlog_age_interval_s
         self._dsn = dsn
         self._service = settings.service_name
         self._wake = asyncio.Event()
@@ -80,7 +101,43 @@ class OutboxRelay:
         self.purged = 0
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Publish while leader; wait as a standby otherwise; return once `stop` is set."""
+        """Publish while leader; wait as a standby otherwise; return once `stop` is set. Leader or
+        not, report the age of the oldest unpublished row meanwhile."""
+        age_reporter = asyncio.create_task(self._report_backlog_age(stop))
+        try:
+            await self._publish_when_leader(stop)
+        finally:
+            age_reporter.cancel()
+            await asyncio.wait([age_reporter])
+
+    async def _report_backlog_age(self, stop: asyncio.Event) -> None:
+        conn: asyncpg.Connection | None = None
+        try:
+            while not stop.is_set():
+                try:
+                    conn = conn or await asyncpg.connect(
+                        self._dsn,
+                        ssl=self._settings.db_ssl,
+                        server_settings={
+                            "search_path": self._settings.db_schema,
+                            "application_name": f"{self._service}-relay-backlog-age",
+                        },
+                    )
+                    OLDEST_UNPUBLISHED_AGE.labels(self._service).set(
+                        await conn.fetchval(OLDEST_UNPUBLISHED_AGE_SECONDS)
+                    )
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    log.warning("could not measure the outbox backlog's age; will retry", error=repr(exc))
+                    if conn is not None:
+                        conn.terminate()
+                        conn = None
+                await _sleep_unless(stop, self._backlog_age_interval_s)
+        finally:
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    await conn.close(timeout=5)
+
+    async def _publish_when_leader(self, stop: asyncio.Event) -> None:
         producer: AIOKafkaProducer | None = None
         try:
             while not stop.is_set():
