@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTEST := .venv/bin/pytest
 STACK := bash infra/scripts/stack.sh
 
-.PHONY: help install up up-infra down status logs scale-out scale-in run demo test test-unit test-integration test-e2e \
+.PHONY: help install up up-infra down status logs scale-out scale-in run demo test test-unit test-integration test-e2e test-debezium \
         bench lint kafka-tool psql schemas token
 
 help:
@@ -14,6 +14,7 @@ help:
 	@echo "make logs | demo       follow every process's log / place the demo orders on a running stack"
 	@echo "make scale-out | scale-in   a second worker and a standby relay per service / stop them"
 	@echo "make test-unit | test-integration | test-e2e   one test layer"
+	@echo "make test-debezium     the Debezium relay's tests (not in make test yet; starts Kafka Connect if it is not running)"
 	@echo "make bench             relay throughput vs a plain producer; the saga under open-loop load"
 	@echo "make lint              ruff check, ruff format --check, mypy strict (CI runs it before the tests)"
 	@echo "make kafka-tool ARGS='topics --describe --topic order-events'   Kafka's own CLI tools"
@@ -71,6 +72,13 @@ test-integration: up
 
 test-e2e: up
 	@$(PYTEST) tests/e2e
+
+# The Debezium relay (issue 12, phase 1): Kafka Connect and its jars are fetched only here, not by make up.
+test-debezium: up-infra
+	@bash infra/connect/connect.sh install
+	@RELAY=debezium bash infra/kafka/kafka.sh scram-users
+	@.venv/bin/python infra/scripts/connectors.py provision
+	@$(PYTEST) -m debezium tests/integration/debezium
 
 bench: up
 	@.venv/bin/python bench/relay_throughput.py

@@ -43,6 +43,10 @@ BOOTSTRAP="127.0.0.1:$(client_port 1),127.0.0.1:$(client_port 2),127.0.0.1:$(cli
 # A principal added here exists in clusters formatted from now on; `scram-users` adds it to a
 # running cluster formatted before (make up runs it after the brokers are up).
 SCRAM_PRINCIPALS=(broker admin order payment inventory monitor)
+# Kafka Connect's principal exists only where the Debezium relay runs (RELAY=debezium; its ACLs are
+# granted by infra/scripts/connectors.py provision): with the built-in relay no other principal may
+# write the services' topics.
+[ "${RELAY:-builtin}" = debezium ] && SCRAM_PRINCIPALS+=(connect)
 password_of() {
   local var="KAFKA_$(echo "$1" | tr '[:lower:]' '[:upper:]')_PASSWORD"
   echo "${!var:-$1-kafka-dev}"
