@@ -15,7 +15,7 @@ from order_service.adapters import event_store, projection
 from order_service.adapters.tables import order_events
 from order_service.domain import OrderStatus
 from order_service.entrypoints.worker import saga_deadline_sweep
-from order_service.service_layer import handlers
+from order_service.service_layer import handlers, queries
 from order_service.service_layer.unit_of_work import lock_orders
 from prometheus_client import REGISTRY
 from shared.events import Envelope, OrderCancelled, PaymentProcessed, PricedLine, StockReserved
@@ -146,3 +146,46 @@ async def test_an_overdue_order_whose_history_cannot_be_folded_is_skipped_and_do
     finally:  # the schema is shared: leave no order without a history behind
         async with sessions() as session, session.begin():
             await projection.remove(session, [broken])
+
+
+async def overdue_count(sessions, now: datetime = SWEPT_AT) -> int:
+    async with sessions() as session:
+        return await queries.count_overdue_orders(session, DEADLINE, now=now)
+
+
+async def test_the_overdue_count_takes_orders_waiting_past_their_deadline_and_not_the_others(sessions, placed_unheard):
+    before = await overdue_count(sessions)
+    overdue = [await placed_unheard(), await placed_unheard()]
+    await placed_unheard(at=SWEPT_AT - DEADLINE / 2)  # not yet due
+
+    assert await overdue_count(sessions) == before + 2
+    assert set(overdue) <= set(await sweep(sessions))
+    assert await overdue_count(sessions) <= before  # cancelled: ended orders are not counted
+
+
+async def test_the_worker_s_sweep_loop_reports_the_overdue_orders_it_could_not_cancel(
+    sessions, order_settings, placed_unheard, eventually
+):
+    # Today's clock and a deadline of about 24 years, as above: only orders placed in 2001 are due.
+    settings = order_settings.model_copy(update={"saga_deadline_s": 24 * 365 * 86400.0, "saga_sweep_interval_s": 0.1})
+    order_id = await placed_unheard(at=datetime(2001, 1, 1, tzinfo=UTC))
+
+    def reported() -> float | None:
+        return REGISTRY.get_sample_value("saga_overdue_orders", {"service": "order"})
+
+    stop = asyncio.Event()
+    async with sessions() as holder, holder.begin():
+        await lock_orders(holder, [order_id])  # the sweep skips it: it stays overdue
+        loop = asyncio.create_task(saga_deadline_sweep(settings)(sessions, stop))
+
+        async def stuck() -> bool:
+            return reported() == 1
+
+        await eventually(stuck, timeout=10, what="the sweep reports the order it could not cancel")
+
+    async def cancelled_and_cleared() -> bool:
+        return reported() == 0 and await event_types(sessions, order_id) == ["OrderCreated", "OrderCancelled"]
+
+    await eventually(cancelled_and_cleared, timeout=10, what="the released order cancelled, none overdue")
+    stop.set()
+    await asyncio.wait_for(loop, timeout=5)

@@ -12,7 +12,7 @@ from uuid import UUID
 
 import orjson
 from shared.db import DriverConnection
-from sqlalchemy import bindparam, delete, insert, select, text, tuple_
+from sqlalchemy import bindparam, delete, func, insert, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from order_service.domain import AWAITING_AN_ANSWER, Order, OrderItem, OrderStatus
@@ -126,6 +126,18 @@ async def lock_overdue(session: AsyncSession, *, placed_before: datetime, limit:
         .with_for_update(skip_locked=True)
     )
     return list(result.scalars())
+
+
+async def count_overdue(session: AsyncSession, *, placed_before: datetime) -> int:
+    """How many orders still waiting for an answer were placed before `placed_before` (an index-only
+    scan of the partial index of the orders awaiting an answer)."""
+    result = await session.execute(
+        select(func.count())
+        .select_from(orders)
+        .where(orders.c.status.in_(bindparam("awaiting", _AWAITING, expanding=True, literal_execute=True)))
+        .where(orders.c.created_at < placed_before)
+    )
+    return int(result.scalar_one())
 
 
 _REPLACE = """

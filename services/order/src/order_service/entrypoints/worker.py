@@ -1,5 +1,6 @@
 """The order worker: reacts to inventory's and payment's events (other event types are skipped), and
-every few seconds cancels the orders whose saga passed its deadline."""
+every few seconds cancels the orders whose saga passed its deadline, then counts those still overdue
+(saga_overdue_orders: above 0 for long, the sweep cannot cancel them or keep up)."""
 
 import asyncio
 import contextlib
@@ -7,12 +8,13 @@ from datetime import timedelta
 
 from shared.events.topics import INVENTORY_EVENTS, PAYMENT_EVENTS
 from shared.logging import get_logger
-from shared.metrics import SAGA_TIMEOUTS
+from shared.metrics import SAGA_OVERDUE_ORDERS, SAGA_TIMEOUTS
 from shared.outage import is_database_outage
 from shared.runtime import BackgroundLoop, worker_main
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from order_service.service_layer.handlers import build_handlers, time_out_overdue_orders
+from order_service.service_layer.queries import count_overdue_orders
 from order_service.settings import Settings
 
 TOPICS = (INVENTORY_EVENTS, PAYMENT_EVENTS)
@@ -32,6 +34,8 @@ def saga_deadline_sweep(settings: Settings) -> BackgroundLoop:
             try:
                 async with sessions() as session:
                     timed_out = len(await time_out_overdue_orders(session, deadline, limit=batch_size))
+                    overdue = await count_overdue_orders(session, deadline)
+                SAGA_OVERDUE_ORDERS.labels(settings.service_name).set(overdue)
             except Exception as exc:  # the sweep must outlive any one failure; the next run retries
                 if is_database_outage(exc):
                     log.warning("saga deadline sweep: database unavailable; retrying", error=str(exc))

@@ -5,9 +5,10 @@ OrderNotFound like one that does not exist, with the same message, so that its e
 leak. None reads any order (support, admin)."""
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
+from shared.events.base import utc_now
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from order_service.adapters import event_store, projection
@@ -85,3 +86,9 @@ async def list_orders(
         raise InvalidCursor() from None
     rows, last = await projection.page(session, limit=limit, customer_id=customer_id, status=status, after=after)
     return Page(rows, encode_cursor(last) if last is not None else None)
+
+
+async def count_overdue_orders(session: AsyncSession, deadline: timedelta, *, now: datetime | None = None) -> int:
+    """Orders still waiting for inventory or payment `deadline` after they were placed: the ones the
+    saga deadline sweep (handlers.time_out_overdue_orders) should cancel and has not yet."""
+    return await projection.count_overdue(session, placed_before=(now or utc_now()) - deadline)
