@@ -4,6 +4,7 @@ kept 30 days), and the planned redrives sent back (dead_letters.py decides what 
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.structs import RecordMetadata
 from shared.events.topics import DLT_SUFFIX, EVENT_TOPICS, dead_letter_topic
 
 from .dead_letters import DeadLetterRecord, Redrive
@@ -49,17 +50,14 @@ def find(letters: Sequence[DeadLetterRecord], position: str) -> list[DeadLetterR
 
 async def send(
     producer: AIOKafkaProducer, redrives: Sequence[Redrive], *, progress: Progress = lambda _count: None
-) -> None:
-    """Send each record back to its original topic and partition; returns once the brokers have
-    acknowledged every one (a redrive that raises has sent those before it)."""
+) -> list[RecordMetadata]:
+    """Send each record back to its original topic and partition, each acknowledged before the next
+    (a redrive that raises has sent those before it); where each one landed."""
+    sent = []
     for redrive in redrives:
-        await (
-            await producer.send(
-                redrive.topic,
-                value=redrive.value,
-                key=redrive.key,
-                headers=redrive.headers,
-                partition=redrive.partition,
-            )
+        delivery = await producer.send(
+            redrive.topic, value=redrive.value, key=redrive.key, headers=redrive.headers, partition=redrive.partition
         )
+        sent.append(await delivery)
         progress(1)
+    return sent

@@ -36,6 +36,9 @@ class KafkaReader:
         await self.admin.start()
         try:
             await self.consumer.start()
+            # Let the consumer's background tasks start: stopped before they ever ran, aiokafka's
+            # group-less coordinator raises CancelledError from its close().
+            await asyncio.sleep(0)
         except BaseException:
             await self.admin.close()
             raise

@@ -180,7 +180,7 @@ def print_letter(console: Console, letter: DeadLetterRecord, now: datetime) -> N
     except (ValueError, UnicodeDecodeError):
         console.print(repr(letter.value))
     console.print(Text("Stack trace", style="bold"))
-    console.print(letter.stacktrace or "(none)", style="dim", highlight=False, markup=False)
+    console.print(letter.stacktrace or "(none)", style="dim", highlight=False, markup=False, soft_wrap=True)
 
 
 def decoded_headers(letter: DeadLetterRecord) -> list[tuple[str, str]]:
