@@ -21,7 +21,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -129,21 +129,36 @@ def wait_until_running(name: str, *, rest: str = REST, timeout: float = 60) -> d
 
 
 def remove(name: str, slot: str, *, rest: str = REST) -> None:
-    """Delete the connector, then drop its slot once no walsender holds it (the task stops
-    asynchronously)."""
-    response = httpx.delete(f"{rest}/connectors/{name}", timeout=30)
-    if response.status_code not in (204, 404):
-        response.raise_for_status()
+    """Stop the connector, reset its offsets, delete it, then drop its slot. The offsets (in
+    connect-offsets, by connector name) outlive a deleted connector: one registered again under the
+    name would resume from an LSN its new slot no longer has, and fail."""
+    if httpx.get(f"{rest}/connectors/{name}", timeout=10).status_code == 200:
+        httpx.put(f"{rest}/connectors/{name}/stop", timeout=30).raise_for_status()
+        _until(lambda: _state(name, rest) == "STOPPED", f"connector {name} stopped")
+        httpx.delete(f"{rest}/connectors/{name}/offsets", timeout=30).raise_for_status()
+        httpx.delete(f"{rest}/connectors/{name}", timeout=30).raise_for_status()
     drop = f"""
         SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
         WHERE slot_name = '{slot}' AND NOT active"""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def dropped() -> bool:  # a walsender may hold the slot a moment after its task stopped
         _superuser_sql(drop)
-        if _superuser_sql(f"SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{slot}'") == "0":
-            return
+        return _superuser_sql(f"SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{slot}'") == "0"
+
+    _until(dropped, f"replication slot {slot} dropped")
+
+
+def _state(name: str, rest: str) -> str | None:
+    response = httpx.get(f"{rest}/connectors/{name}/status", timeout=10)
+    return str(response.json()["connector"]["state"]) if response.status_code == 200 else None
+
+
+def _until(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"not done after {timeout} s: {what}")
         time.sleep(0.5)
-    raise RuntimeError(f"replication slot {slot} is still active 30 s after its connector was deleted")
 
 
 def slot_lag_bytes() -> dict[str, int]:

@@ -16,7 +16,7 @@ import asyncpg
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from conftest import SCHEMA, Connector
+from conftest import SCHEMA, SERVICE, Connector, connectors
 from shared.events.base import Envelope
 from shared.events.codec import decode
 from shared.events.inventory import StockReleased
@@ -82,7 +82,8 @@ async def relay_builtin(dsn: str, expected: int) -> None:
     assert relay.published == expected
 
 
-async def read_records(topic: str, count: int, timeout: float = 60) -> list[ConsumerRecord]:
+async def read_records(topic: str, event_ids: set[str], count: int, timeout: float = 60) -> list[ConsumerRecord]:
+    """The topic's records of these events (the other tests' share the topic), once there are `count`."""
     consumer = AIOKafkaConsumer(**admin_client_config(), enable_auto_commit=False)
     await consumer.start()
     try:
@@ -93,10 +94,14 @@ async def read_records(topic: str, count: int, timeout: float = 60) -> list[Cons
         deadline = time.monotonic() + timeout
         while len(records) < count and time.monotonic() < deadline:
             batches = await consumer.getmany(partition, timeout_ms=500)
-            records.extend(batches.get(partition, []))
+            records.extend(r for r in batches.get(partition, []) if event_id_of(r) in event_ids)
         return records
     finally:
         await consumer.stop()
+
+
+def event_id_of(record: ConsumerRecord) -> str:
+    return bytes(dict(record.headers)["eventId"]).decode()
 
 
 async def test_an_event_comes_out_of_either_relay_with_the_same_topic_key_value_and_headers(
@@ -111,13 +116,34 @@ async def test_an_event_comes_out_of_either_relay_with_the_same_topic_key_value_
     await write_to_outbox(cdc_outbox, cdc_connector.topic, *envelopes)  # Debezium reads it from the WAL
     await relay_builtin(cdc_outbox, expected=len(envelopes))  # and the built-in relay from the table
 
-    records = await read_records(cdc_connector.topic, count=2 * len(envelopes))
+    ids = {str(e.event_id) for e in envelopes}
+    records = await read_records(cdc_connector.topic, ids, count=2 * len(envelopes))
     by_event = defaultdict(list)
     for record in records:
-        by_event[dict(record.headers)["eventId"].decode()].append(record)
-    assert sorted(by_event) == sorted(str(e.event_id) for e in envelopes)
+        by_event[event_id_of(record)].append(record)
+    assert set(by_event) == ids
     for envelope in envelopes:
         builtin, debezium = by_event[str(envelope.event_id)]  # one from each relay, in either order
         assert (debezium.key, debezium.value, debezium.headers) == (builtin.key, builtin.value, builtin.headers)
         assert debezium.key == envelope.key.encode()
         assert decode(debezium.value, debezium.headers) == envelope
+
+
+async def test_with_delete_on_insert_the_outbox_stays_empty_and_debezium_still_publishes_each_event(
+    cdc_outbox: str, cdc_connector: Connector
+):
+    connectors.prepare_database(SERVICE, SCHEMA, delete_on_insert=True)
+    try:
+        envelope = released(correlation_id="delete-on-insert")
+        await write_to_outbox(cdc_outbox, cdc_connector.topic, envelope)
+
+        conn = await asyncpg.connect(cdc_outbox)
+        try:
+            rows = await conn.fetchval(f"SELECT count(*) FROM {SCHEMA}.outbox WHERE event_id = $1", envelope.event_id)
+            assert rows == 0, "the row was deleted in the transaction that inserted it"
+        finally:
+            await conn.close()
+        (record,) = await read_records(cdc_connector.topic, {str(envelope.event_id)}, count=1)
+        assert decode(record.value, record.headers) == envelope
+    finally:
+        connectors.prepare_database(SERVICE, SCHEMA, delete_on_insert=False)
