@@ -178,8 +178,15 @@ def publish_span(*, traceparent: str, topic: str, key: str, event_id: str) -> Sp
 
 
 @contextmanager
-def continued(traceparent: str | None, name: str, kind: SpanKind = SpanKind.INTERNAL) -> Iterator[Span]:
+def continued(
+    traceparent: str | None,
+    name: str,
+    kind: SpanKind = SpanKind.INTERNAL,
+    attributes: Mapping[str, str] | None = None,
+) -> Iterator[Span]:
     """A current span, the child of `traceparent`: for work that acts later on an event's behalf (the
-    payment executor's gateway call), so the events it emits stay in that event's trace."""
-    with _tracer.start_as_current_span(name, context=context_from(traceparent), kind=kind) as span:
+    payment executor's gateway call, the saga deadline), so the events it emits stay in that trace."""
+    with _tracer.start_as_current_span(
+        name, context=context_from(traceparent), kind=kind, attributes=attributes
+    ) as span:
         yield span

@@ -32,6 +32,9 @@ class StoredEvent:
     schema_version: int
     data: dict[str, Any]
     occurred_at: datetime
+    # The trace the event was written in (its envelope's traceparent): what work done later on the
+    # order's behalf, the saga deadline's, continues. None for events stored before it was kept.
+    traceparent: str | None = None
 
     def recorded(self) -> RecordedEvent:
         """The event as the domain folds it, upcast from the schema version it was stored under.
@@ -56,6 +59,7 @@ def stored_event(recorded: RecordedEvent, envelope: Envelope) -> StoredEvent:
         schema_version=event.schema_version,
         data=event.model_dump(mode="json"),
         occurred_at=envelope.occurred_at,
+        traceparent=envelope.traceparent,
     )
 
 
@@ -67,14 +71,14 @@ def to_row(event: StoredEvent) -> dict[str, Any]:
 # whatever the number of events or orders (arrays as parameters), so asyncpg prepares each once per
 # connection and no statement is built per call.
 _APPEND = """
-    INSERT INTO order_events (order_id, version, event_id, event_type, schema_version, data, occurred_at)
+    INSERT INTO order_events (order_id, version, event_id, event_type, schema_version, data, occurred_at, traceparent)
     SELECT * FROM unnest(
-        $1::uuid[], $2::int[], $3::uuid[], $4::text[], $5::int[], $6::jsonb[], $7::timestamptz[]
+        $1::uuid[], $2::int[], $3::uuid[], $4::text[], $5::int[], $6::jsonb[], $7::timestamptz[], $8::text[]
     )
 """
 
 _HISTORIES = """
-    SELECT order_id, version, event_id, event_type, schema_version, data, occurred_at
+    SELECT order_id, version, event_id, event_type, schema_version, data, occurred_at, traceparent
     FROM order_events
     WHERE order_id = ANY($1::uuid[])
     ORDER BY order_id, version
@@ -96,6 +100,7 @@ async def append(connection: DriverConnection, events: Sequence[StoredEvent]) ->
             [event.schema_version for event in events],
             [orjson.dumps(event.data).decode() for event in events],  # jsonb parameters are JSON text
             [event.occurred_at for event in events],
+            [event.traceparent for event in events],
         )
     except asyncpg.UniqueViolationError as error:
         if error.constraint_name != VERSION_CONSTRAINT:

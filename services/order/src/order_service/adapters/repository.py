@@ -66,6 +66,7 @@ async def insert_new(session: AsyncSession, order: Order, claim: Claim | None = 
             *projection.driver_row(projection.project(order)),
             *(out["event_id"], out["event_type"], out["topic"], out["key"], out["value"]),
             orjson.dumps(out["headers"]).decode(),
+            event.traceparent,
         )
     )
 
@@ -84,8 +85,10 @@ _NEW_ORDER = """
     ), placement AS (
         SELECT $1::text IS NULL OR EXISTS (SELECT FROM claimed) AS placed
     ), new_event AS (
-        INSERT INTO order_events (order_id, version, event_id, event_type, schema_version, data, occurred_at)
-        SELECT $4::uuid, $5::int, $6::uuid, $7::text, $8::int, $9::jsonb, $10::timestamptz
+        INSERT INTO order_events (
+            order_id, version, event_id, event_type, schema_version, data, occurred_at, traceparent
+        )
+        SELECT $4::uuid, $5::int, $6::uuid, $7::text, $8::int, $9::jsonb, $10::timestamptz, $29::text
         FROM placement WHERE placed
     ), new_row AS (
         INSERT INTO orders (

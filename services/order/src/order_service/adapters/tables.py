@@ -32,6 +32,7 @@ order_events = Table(
     Column("schema_version", Integer, nullable=False),
     Column("data", JSONB, nullable=False),
     Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("traceparent", Text),  # the envelope's (shared.tracing); NULL before migration 0003
     PrimaryKeyConstraint("order_id", "version", name="order_events_pkey"),
     CheckConstraint("version >= 1", name="order_events_version_positive"),
 )

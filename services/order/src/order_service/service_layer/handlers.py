@@ -22,6 +22,7 @@ from shared.events import (
 from shared.events.base import utc_now
 from shared.logging import get_logger
 from shared.sealing import Sealer
+from shared.tracing import continued
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from order_service.adapters import idempotency, projection
@@ -111,7 +112,12 @@ async def time_out_overdue_orders(
                 )
                 continue
             if order is not None and order.time_out(now, deadline):
-                orders.record(order)
+                # Its OrderCancelled continues the order's trace: a span of its own, the child of the
+                # order's last event's, that the new event names (Envelope.new).
+                with continued(
+                    orders.last_traceparent(order_id), "saga deadline", attributes={"order.id": str(order_id)}
+                ):
+                    orders.record(order)
                 timed_out.append(order_id)
         await orders.flush()
     if timed_out:

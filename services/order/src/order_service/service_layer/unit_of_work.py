@@ -40,6 +40,11 @@ class OrderBatch(SessionBatch):
             self._orders[order_id] = order
         return order
 
+    def last_traceparent(self, order_id: UUID) -> str | None:
+        """The trace the order's last stored event was written in (None if it kept none)."""
+        history = self._histories.get(order_id)
+        return history[-1].traceparent if history else None
+
     def record(self, order: Order, caused_by: Envelope | None = None) -> None:
         """Note the events `order` recorded since the last call, each caused by `caused_by`: they
         go to the event store and, with the same ids and times, to the outbox."""
