@@ -9,7 +9,7 @@ STACK := bash infra/scripts/stack.sh
 help:
 	@echo "make run               install, start everything, place demo orders, follow the logs (Ctrl-C stops)"
 	@echo "make test              install, start what tests need, run every test"
-	@echo "make up | down | status start in the background / stop / show what runs where"
+	@echo "make up | down | status start in the background / stop / show what runs where, with health and Prometheus (:9090)"
 	@echo "make up-infra          only Postgres and the Kafka brokers (what the integration tests need)"
 	@echo "make logs | demo       follow every process's log / place the demo orders on a running stack"
 	@echo "make scale-out | scale-in   a second worker and a standby relay per service / stop them"
