@@ -57,13 +57,17 @@ def test_a_dead_letter_shows_who_gave_up_on_which_record_and_why() -> None:
     assert entry.correlation_id == str(processed.event.order_id)
 
 
-def test_a_redriven_record_is_marked_with_its_redrive_count() -> None:
+def test_a_redriven_record_is_marked_with_its_redrive_count_and_placed_when_it_was_sent_back() -> None:
     (_, _, processed, _) = saga_of(uuid4())
+    sent_back_ms = int((processed.occurred_at + timedelta(minutes=3)).timestamp() * 1000)
 
-    entry = entry_of(record(processed, extra_headers=[(REDRIVE_COUNT, b"2")]))
+    entry = entry_of(record(processed, timestamp=sent_back_ms, extra_headers=[(REDRIVE_COUNT, b"2")]))
 
     assert entry.kind == "redriven"
     assert entry.description.endswith("(redriven, 2x)")
+    assert abs(entry.at - (processed.occurred_at + timedelta(minutes=3))) < timedelta(milliseconds=1), (
+        "not at the event's own time"
+    )
 
 
 def test_an_unreadable_record_is_shown_as_such_instead_of_failing_the_timeline() -> None:

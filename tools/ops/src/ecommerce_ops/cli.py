@@ -13,6 +13,7 @@ Exit codes: 0 done, 1 a redrive refused or nothing found, 2 wrong usage.
 """
 
 import asyncio
+import time
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 from uuid import UUID
 
 import typer
+from aiokafka.structs import RecordMetadata
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -122,14 +124,20 @@ def saga_trace(ctx: typer.Context, order_id: UUID, as_json: JsonOption = False) 
         async with context.apis() as apis, KafkaReader(context.bootstrap_servers) as kafka:
             return await saga.trace(apis, kafka, order_id)
 
+    started_at = time.perf_counter()
     try:
         found = run(work())
     except saga.OrderNotFound as exc:
         fail(str(exc))
     if as_json:
-        render.print_json(out, render.trace_json(found))
+        render.print_json(render.trace_json(found))
     else:
         render.print_trace(out, found)
+    (err if as_json else out).print(
+        f"read {found.records_read} records of {len(saga.SAGA_TOPICS)} partitions in "
+        f"{time.perf_counter() - started_at:.2f} s",
+        style="dim",
+    )
 
 
 @saga_app.command("stuck")
@@ -158,7 +166,7 @@ def saga_stuck(
 
     traces = run(work())
     if as_json:
-        render.print_json(out, [render.trace_json(found) for found in traces])
+        render.print_json([render.trace_json(found) for found in traces])
     else:
         render.print_stuck(out, traces, now, older_than)
 
@@ -188,7 +196,7 @@ def dlt_list(
     letters = run(read_letters(ctx.obj, dead_letter_topics(topic)))
     now = datetime.now(UTC)
     if as_json:
-        render.print_json(out, [render.letter_json(letter, now) for letter in letters])
+        render.print_json([render.letter_json(letter, now) for letter in letters])
     else:
         render.print_letters(out, letters, now)
 
@@ -241,20 +249,23 @@ def dlt_redrive(
         select(letters, event_ids=event_id or (), cause=cause, everything=everything), max_redrives=max_redrives
     )
     now = datetime.now(UTC)
+    sent: list[RecordMetadata] = []
     if execute and plan.redrives:
 
-        async def send() -> None:
+        async def send() -> list[RecordMetadata]:
             async with started(writer(context.bootstrap_servers)) as producer:
                 with progress_bar("redriving", len(plan.redrives)) as advance:
-                    await dlt.send(producer, plan.redrives, progress=advance)
+                    return await dlt.send(producer, plan.redrives, progress=advance)
 
-        run(send())
+        sent = run(send())
     if as_json:
-        render.print_json(out, render.plan_json(plan, now, execute=execute))
+        render.print_json(render.plan_json(plan, now, sent=sent))
     else:
         render.print_plan(out, plan, execute=execute)
-        if execute and plan.redrives:
-            out.print(f"Sent {len(plan.redrives)}; follow each with `ecommerce saga trace ORDER_ID`.", style="green")
+        for landed in sent:
+            out.print(f"sent to {landed.topic}:{landed.partition}:{landed.offset}", style="green")
+        if sent:
+            out.print(f"Sent {len(sent)}; follow each with `ecommerce saga trace ORDER_ID`.", style="green")
     if plan.refused or not (plan.redrives or plan.superseded):
         raise typer.Exit(1)
 
@@ -272,7 +283,7 @@ def lag(
     context: Context = ctx.obj
     measured = run(measure(context.bootstrap_servers, group or None))
     if as_json:
-        render.print_json(out, lag_json(measured))
+        render.print_json(lag_json(measured))
     else:
         print_lag(out, measured)
 

@@ -5,6 +5,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from aiokafka.structs import RecordMetadata
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -18,8 +19,9 @@ KIND_STYLES = {"event": "", "redriven": "yellow", "dead-letter": "bold red"}
 TERMINAL_STYLES = {"CONFIRMED": "green", "REJECTED": "yellow", "CANCELLED": "yellow"}
 
 
-def print_json(console: Console, data: Any) -> None:
-    console.print_json(json.dumps(data, default=str))
+def print_json(data: Any) -> None:
+    """Plain JSON on stdout (no colour, no wrapping), for scripts."""
+    print(json.dumps(data, indent=2, default=str))
 
 
 def age(seconds: float) -> str:
@@ -224,9 +226,11 @@ def print_plan(console: Console, plan: RedrivePlan, *, execute: bool) -> None:
         )
 
 
-def plan_json(plan: RedrivePlan, now: datetime, *, execute: bool) -> dict[str, Any]:
+def plan_json(plan: RedrivePlan, now: datetime, *, sent: Sequence[RecordMetadata] = ()) -> dict[str, Any]:
+    """The plan; `sent`: where the redriven records landed, when it was executed."""
     return {
-        "executed": execute,
+        "executed": bool(sent),
+        "sent": [{"topic": landed.topic, "partition": landed.partition, "offset": landed.offset} for landed in sent],
         "redrives": [
             {**letter_json(redrive.letter, now), "to_topic": redrive.topic, "to_partition": redrive.partition}
             for redrive in plan.redrives

@@ -18,7 +18,7 @@ from .dead_letters import DeadLetterRecord, redrive_count
 
 @dataclass(frozen=True)
 class TimelineEntry:
-    at: datetime  # when the event occurred (a dead letter: when it was dead-lettered)
+    at: datetime  # when the event occurred (a dead letter: when it was dead-lettered; redriven: sent back)
     topic: str
     partition: int
     offset: int
@@ -65,7 +65,8 @@ def entry_of(record: ConsumerRecord) -> TimelineEntry:
         )
     count = redrive_count(headers) or 0
     return TimelineEntry(
-        at=envelope.occurred_at,
+        # A redriven record keeps its event's time of occurrence; it is shown when it was sent back.
+        at=recorded_at if count else envelope.occurred_at,
         topic=record.topic,
         partition=record.partition,
         offset=record.offset,
