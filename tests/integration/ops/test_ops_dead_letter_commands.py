@@ -125,6 +125,7 @@ async def test_dlt_list_shows_each_dead_letter_with_its_event_order_cause_and_or
         original.offset,
     )
     assert listed["redrive_count"] == 0
+    assert "sent_back" not in listed, "only counted when asked for (--sent-back reads the original partitions)"
     assert 0 <= listed["age_s"] < 60
 
 
@@ -185,6 +186,8 @@ async def test_a_redrive_is_a_dry_run_unless_executed_then_sends_the_event_back_
     assert headers[REDRIVE_COUNT] == b"1"
     assert headers[REDRIVEN_FROM] == f"{dead_letter_topic(scratch_topic)}:{original.partition}:0".encode()
     assert not [name for name in headers if name.startswith("kafka_dlt-")]
+    listed = await ecommerce("dlt", "list", scratch_topic, "--sent-back", "--json")
+    assert [letter["sent_back"] for letter in json.loads(listed.stdout)] == [1], "the listing tells it was redriven"
 
     refused = await ecommerce("dlt", "redrive", "--topic", scratch_topic, "--all", "--max-redrives", "0", "--execute")
 

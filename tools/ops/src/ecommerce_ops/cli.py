@@ -14,6 +14,7 @@ Exit codes: 0 done, 1 a redrive refused or nothing found, 2 wrong usage.
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from .apis import (
     ServiceApis,
     operator_token,
 )
-from .dead_letters import DEFAULT_MAX_REDRIVES, plan_redrive, select
+from .dead_letters import DEFAULT_MAX_REDRIVES, DeadLetterRecord, plan_redrive, select
 from .kafka_reading import KafkaReader, started, writer
 from .lag import lag_json, measure, print_lag
 
@@ -176,7 +177,7 @@ def dead_letter_topics(topic: str | None) -> tuple[str, ...]:
     return (dlt.dead_letter_topic_named(topic),) if topic else dlt.DEAD_LETTER_TOPICS
 
 
-async def read_letters(context: Context, topics: tuple[str, ...]) -> list[Any]:
+async def read_letters(context: Context, topics: tuple[str, ...]) -> list[DeadLetterRecord]:
     async with KafkaReader(context.bootstrap_servers) as kafka:
         try:
             total = await dlt.count_dead_letters(kafka, topics)
@@ -190,15 +191,27 @@ async def read_letters(context: Context, topics: tuple[str, ...]) -> list[Any]:
 def dlt_list(
     ctx: typer.Context,
     topic: Annotated[str | None, typer.Argument(help="order-events.DLT (or order-events); default: every DLT")] = None,
+    sent_back: Annotated[
+        bool, typer.Option("--sent-back", help="Also count how often each was redriven (reads the original partitions)")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """The dead letters: position, event type, order, cause, original position, redrive count, age."""
-    letters = run(read_letters(ctx.obj, dead_letter_topics(topic)))
+    """The dead letters: position, event type, order, event id, cause, original position, the redrive
+    count the record carried, age."""
+    context: Context = ctx.obj
+    letters = run(read_letters(context, dead_letter_topics(topic)))
+    counted = run(count_sent_back(context, letters)) if sent_back and letters else None
     now = datetime.now(UTC)
     if as_json:
-        render.print_json([render.letter_json(letter, now) for letter in letters])
+        render.print_json([render.letter_json(letter, now, counted) for letter in letters])
     else:
-        render.print_letters(out, letters, now)
+        render.print_letters(out, letters, now, counted)
+
+
+async def count_sent_back(context: Context, letters: list[DeadLetterRecord]) -> Counter[str]:
+    async with KafkaReader(context.bootstrap_servers) as kafka:
+        with progress_bar("looking for redriven copies", None) as advance:
+            return await dlt.times_sent_back(kafka, letters, progress=advance)
 
 
 @dlt_app.command("show")

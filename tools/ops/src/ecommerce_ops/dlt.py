@@ -1,14 +1,16 @@
 """`dlt list`, `dlt show` and `dlt redrive`: the dead-letter topics read whole (they are small and
 kept 30 days), and the planned redrives sent back (dead_letters.py decides what is sent)."""
 
+from collections import Counter
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.structs import RecordMetadata
 from shared.events.topics import DLT_SUFFIX, EVENT_TOPICS, dead_letter_topic
 
-from .dead_letters import DeadLetterRecord, Redrive
-from .kafka_reading import KafkaReader, Progress, read_ranges, whole_ranges
+from .dead_letters import REDRIVEN_FROM, DeadLetterRecord, Redrive
+from .kafka_reading import KafkaReader, Progress, ranges_since, read_ranges, whole_ranges
 
 DEAD_LETTER_TOPICS = tuple(dead_letter_topic(topic) for topic in EVENT_TOPICS)
 
@@ -36,6 +38,31 @@ async def read_dead_letters(
     for topic in topics:
         ranges.update(await whole_ranges(kafka.consumer, await kafka.partitions(topic)))
     return [DeadLetterRecord.of(record) for record in await read_ranges(kafka.consumer, ranges, progress=progress)]
+
+
+async def times_sent_back(
+    kafka: KafkaReader, letters: Sequence[DeadLetterRecord], *, progress: Progress = lambda _count: None
+) -> Counter[str]:
+    """How many times each dead letter (by position) was sent back: the records of its original
+    partition that name it in their `redriven-from` header, read from the oldest of these dead
+    letters on (a redrive comes after its dead letter). Reads as much of the original partitions as
+    was written since: quick for recent dead letters, longer for old ones."""
+    since: dict[TopicPartition, int] = {}
+    for letter in letters:
+        tp = TopicPartition(letter.original_topic, letter.original_partition)
+        since[tp] = min(since.get(tp, letter.timestamp_ms), letter.timestamp_ms)
+    ranges = {}
+    for tp, ms in since.items():
+        ranges.update(await ranges_since(kafka.consumer, [tp], datetime.fromtimestamp(ms / 1000, UTC)))
+    copies = await read_ranges(
+        kafka.consumer,
+        ranges,
+        keep=lambda record: any(name == REDRIVEN_FROM for name, _ in record.headers or ()),
+        progress=progress,
+    )
+    return Counter(
+        value.decode(errors="replace") for record in copies for name, value in record.headers if name == REDRIVEN_FROM
+    )
 
 
 def find(letters: Sequence[DeadLetterRecord], position: str) -> list[DeadLetterRecord]:

@@ -1,7 +1,7 @@
 """What the commands print: rich tables and lines for a person, plain JSON for a script."""
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +22,12 @@ TERMINAL_STYLES = {"CONFIRMED": "green", "REJECTED": "yellow", "CANCELLED": "yel
 def print_json(data: Any) -> None:
     """Plain JSON on stdout (no colour, no wrapping), for scripts."""
     print(json.dumps(data, indent=2, default=str))
+
+
+def first_line(text: str, limit: int) -> str:
+    """The first line of a text, cut to `limit` characters (a cause's full text is in `dlt show`)."""
+    line = text.splitlines()[0] if text else ""
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def age(seconds: float) -> str:
@@ -112,8 +118,9 @@ def print_stuck(console: Console, traces: Sequence[SagaTrace], now: datetime, ol
 
 
 # --- dead letters ----------------------------------------------------------------------------------
-def letter_json(letter: DeadLetterRecord, now: datetime) -> dict[str, Any]:
-    return {
+def letter_json(letter: DeadLetterRecord, now: datetime, sent_back: Mapping[str, int] | None = None) -> dict[str, Any]:
+    shown = {} if sent_back is None else {"sent_back": sent_back.get(letter.position, 0)}
+    return shown | {
         "topic": letter.topic,
         "partition": letter.partition,
         "offset": letter.offset,
@@ -132,26 +139,39 @@ def letter_json(letter: DeadLetterRecord, now: datetime) -> dict[str, Any]:
     }
 
 
-def print_letters(console: Console, letters: Sequence[DeadLetterRecord], now: datetime) -> None:
+def print_letters(
+    console: Console, letters: Sequence[DeadLetterRecord], now: datetime, sent_back: Mapping[str, int] | None = None
+) -> None:
+    """One table per dead-letter topic; the ids whole (they are what `dlt redrive --event-id` and
+    `saga trace` take), the cause's first line (`dlt show` has all of it). `sent_back`: how many
+    times each was redriven, by position, when it was looked for."""
     if not letters:
         console.print("No dead letters.", style="green")
         return
-    table = Table(title=f"{len(letters)} dead letters", title_justify="left")
-    for column in ("topic", "p:offset", "event type", "order", "event id", "cause", "from", "redriven", "age"):
-        table.add_column(column, overflow="fold")
+    by_topic: dict[str, list[DeadLetterRecord]] = {}
     for letter in letters:
-        table.add_row(
-            letter.topic,
-            f"{letter.partition}:{letter.offset}",
-            letter.event_type or "(unreadable)",
-            letter.order_id or "-",
-            letter.event_id or "-",
-            Text(letter.cause, style="red"),
-            f"{letter.original_topic}:{letter.original_partition}:{letter.original_offset} ({letter.consumer_group})",
-            "?" if letter.redrive_count is None else str(letter.redrive_count),
-            age(letter.age_s(now)),
-        )
-    console.print(table)
+        by_topic.setdefault(letter.topic, []).append(letter)
+    for topic, mine in by_topic.items():
+        table = Table(title=f"{topic}: {len(mine)} dead letters", title_justify="left", title_style="bold")
+        for column in ("p:offset", "event type", "order", "event id"):
+            table.add_column(column, no_wrap=True)
+        table.add_column("cause", ratio=1)
+        for column in ("original", "group", "count", *(("sent back",) if sent_back is not None else ()), "age"):
+            table.add_column(column, no_wrap=True)
+        for letter in mine:
+            table.add_row(
+                f"{letter.partition}:{letter.offset}",
+                letter.event_type or "(unreadable)",
+                letter.order_id or "-",
+                letter.event_id or "-",
+                Text(first_line(letter.cause, 120), style="red"),
+                f"{letter.original_partition}:{letter.original_offset}",
+                letter.consumer_group or "?",
+                "?" if letter.redrive_count is None else str(letter.redrive_count),
+                *((f"{sent_back.get(letter.position, 0)}x",) if sent_back is not None else ()),
+                age(letter.age_s(now)),
+            )
+        console.print(table)
 
 
 def print_letter(console: Console, letter: DeadLetterRecord, now: datetime) -> None:
@@ -210,7 +230,7 @@ def print_plan(console: Console, plan: RedrivePlan, *, execute: bool) -> None:
                 letter.event_id or "-",
                 f"{redrive.topic}:{redrive.partition}",
                 str((letter.redrive_count or 0) + 1),
-                letter.cause,
+                first_line(letter.cause, 90),
             )
         console.print(table)
     else:
