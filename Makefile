@@ -4,7 +4,7 @@ PYTEST := .venv/bin/pytest
 STACK := bash infra/scripts/stack.sh
 
 .PHONY: help install up up-infra down status logs scale-out scale-in run demo test test-unit test-integration test-e2e test-debezium \
-        bench lint kafka-tool psql schemas token
+        bench lint kafka-tool psql schemas token ops
 
 help:
 	@echo "make run               install, start everything, place demo orders, follow the logs (Ctrl-C stops)"
@@ -21,6 +21,7 @@ help:
 	@echo "make psql              a superuser psql on the ecommerce database"
 	@echo "make schemas           regenerate the committed event contracts from the event models"
 	@echo "make token SUB=alice ROLE=customer [EXP=3600]   a development bearer token (roles: customer, support, admin)"
+	@echo "make ops ARGS='saga trace <order_id>'   the operator CLI (.venv/bin/ecommerce): saga trace|stuck, dlt list|show|redrive, lag"
 
 install:
 	@bash infra/scripts/install.sh
@@ -53,6 +54,10 @@ token:
 
 demo:
 	@.venv/bin/python infra/scripts/demo.py
+
+# The operator CLI, also on the PATH of the venv: .venv/bin/ecommerce --help
+ops:
+	@.venv/bin/ecommerce $(ARGS)
 
 # Foreground: start, show the demo sagas, follow the logs; Ctrl-C stops everything.
 run: up
