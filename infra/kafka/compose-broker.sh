@@ -32,4 +32,11 @@ sasl.mechanism=SCRAM-SHA-512
 sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$(password_of admin)";
 PROPERTIES
 
+# The Prometheus JMX exporter agent (docker-compose.yml's jmx-exporter-agent job fetched it), in the
+# broker's JVM only: every Kafka tool run in this container reads KAFKA_OPTS (the healthcheck's
+# kafka-broker-api-versions.sh too), and a second agent on the broker's port would stop that JVM.
+if [ -n "${JMX_EXPORTER_PORT-}" ]; then
+  export KAFKA_OPTS="${KAFKA_OPTS-} -javaagent:/opt/jmx-exporter/jmx_prometheus_javaagent.jar=$JMX_EXPORTER_PORT:/opt/ecommerce/jmx-exporter.yml"
+fi
+
 exec /etc/kafka/docker/launch

@@ -600,8 +600,13 @@ def test_a_broker_runs_the_jmx_exporter_agent_of_the_local_brokers_on_the_same_p
 
     assert kafka_sh("METRICS_PORT_BASE") == "9200"
     assert "metrics_port() { echo $((METRICS_PORT_BASE + $1)); }" in read("infra/kafka/kafka.sh")
-    agent = f"-javaagent:/opt/jmx-exporter/jmx_prometheus_javaagent.jar={metrics_port}:/opt/ecommerce/jmx-exporter.yml"
-    assert agent in broker["environment"]["KAFKA_OPTS"].split()
+    # In the broker's JVM alone (compose-broker.sh), not in KAFKA_OPTS, which the healthcheck's tool reads too.
+    agent = (
+        "-javaagent:/opt/jmx-exporter/jmx_prometheus_javaagent.jar=$JMX_EXPORTER_PORT:/opt/ecommerce/jmx-exporter.yml"
+    )
+    assert broker["environment"]["JMX_EXPORTER_PORT"] == str(metrics_port)
+    assert f'export KAFKA_OPTS="${{KAFKA_OPTS-}} {agent}"' in read("infra/kafka/compose-broker.sh")
+    assert "javaagent" not in broker["environment"]["KAFKA_OPTS"]
     assert "./infra/kafka/jmx-exporter.yml:/opt/ecommerce/jmx-exporter.yml:ro" in broker["volumes"]
     assert "jmx-exporter:/opt/jmx-exporter:ro" in broker["volumes"]
     assert depends_on(broker) == {"jmx-exporter-agent": "service_completed_successfully"}
