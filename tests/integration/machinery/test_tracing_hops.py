@@ -49,6 +49,18 @@ async def test_the_relay_publishes_a_row_in_a_span_child_of_the_rows_traceparent
     assert published.status.is_ok
 
 
+async def test_a_row_of_a_trace_not_sampled_is_published_without_a_span_and_keeps_its_traceparent(kafka, publish):
+    spans = recorded_spans()
+    (sku,) = unique_keys(1)
+    unsampled = new_traceparent()[:-2] + "00"
+    start = await kafka.end_offsets(INVENTORY_EVENTS)
+
+    (record,) = await published_records(kafka, publish, start, in_trace(alert(sku), unsampled))
+
+    assert header(record, "traceparent") == unsampled.encode()
+    assert spans_named(spans, f"publish {INVENTORY_EVENTS}") == []
+
+
 async def test_each_record_of_a_batch_is_processed_in_its_own_span_and_its_emitted_events_continue_that_span(
     db, make_settings, kafka, publish, background
 ):

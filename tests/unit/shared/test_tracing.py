@@ -17,11 +17,13 @@ from shared.tracing import (
     configure_tracing,
     context_from,
     current_traceparent,
+    is_sampled,
     process_span,
     publish_span,
     service_resource,
     span_exporters,
     traceparent_of,
+    tracer_provider,
 )
 
 PARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -50,6 +52,32 @@ def spans() -> InMemorySpanExporter:
 def test_nothing_is_exported_by_default() -> None:
     assert span_exporters({}) == []
     assert span_exporters({"OTEL_TRACES_EXPORTER": "none"}) == []
+
+
+def test_with_no_exporter_spans_are_not_recorded_yet_each_has_ids_of_its_own_in_the_trace() -> None:
+    tracer = tracer_provider("order", "worker", {}).get_tracer("test")
+    with tracer.start_as_current_span("request") as request:
+        child = tracer.start_span("process")
+    assert not request.is_recording() and not child.is_recording()
+    assert request.get_span_context().is_valid
+    assert child.get_span_context().trace_id == request.get_span_context().trace_id
+    assert child.get_span_context().span_id != request.get_span_context().span_id
+    traceparent = traceparent_of(child)
+    assert traceparent is not None and is_valid_traceparent(traceparent) and not is_sampled(traceparent)
+
+
+def test_with_an_exporter_or_a_sampler_named_spans_are_recorded() -> None:
+    for environ in ({"OTEL_TRACES_EXPORTER": "console"}, {"OTEL_TRACES_SAMPLER": "always_on"}):
+        tracer = tracer_provider("order", "api", environ).get_tracer("test")
+        assert tracer.start_span("request").is_recording(), environ
+
+
+@pytest.mark.parametrize(
+    ("traceparent", "sampled"),
+    [(PARENT, True), (PARENT[:-2] + "00", False), (PARENT[:-2] + "03", True), ("00-nonsense", False)],
+)
+def test_the_sampled_flag_says_whether_a_trace_is_recorded(traceparent: str, sampled: bool) -> None:
+    assert is_sampled(traceparent) is sampled
 
 
 def test_otlp_exports_over_http_to_the_configured_endpoint() -> None:

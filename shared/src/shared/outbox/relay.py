@@ -54,7 +54,7 @@ from shared.metrics import (
     UNPUBLISHED_EVENTS,
 )
 from shared.settings import ServiceSettings
-from shared.tracing import publish_span
+from shared.tracing import is_sampled, publish_span
 
 from .tables import notify_channel
 
@@ -375,10 +375,12 @@ class _SentBatch:
 
 
 def _publish_span(headers: dict[str, str], topic: str, key: str) -> Span | None:
-    """A row written in a trace is published in it (shared.tracing): a span from the send to the
-    broker's ack, the child of the row's traceparent. A row without one gets none."""
+    """A row written in a recorded trace is published in it (shared.tracing): a span from the send
+    to the broker's ack, the child of the row's traceparent. A row without one, or of a trace not
+    sampled (no exporter, or sampled out where the trace started), gets none: nothing would record
+    it, and the relay is the throughput-critical path."""
     traceparent = headers.get("traceparent")
-    if traceparent is None:
+    if traceparent is None or not is_sampled(traceparent):
         return None
     return publish_span(traceparent=traceparent, topic=topic, key=key, event_id=headers.get("eventId", ""))
 
