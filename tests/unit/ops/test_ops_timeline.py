@@ -40,9 +40,21 @@ def test_the_timeline_is_in_the_order_the_events_occurred_whatever_the_topic_the
 def test_each_line_shows_the_offset_from_the_first_event_the_writer_the_type_and_what_happened() -> None:
     lines = format_timeline(timeline(record(envelope) for envelope in saga_of(uuid4())))
 
-    assert lines[0] == "+      0 ms  order      OrderCreated             2x MUG-BLUE, 1x TEE-L"
-    assert lines[1] == "+    100 ms  inventory  StockReserved            total 44.99 EUR"
-    assert lines[3].startswith("+    300 ms  order      OrderConfirmed")
+    assert lines[0] == "+      0 ms  order         OrderCreated             2x MUG-BLUE, 1x TEE-L"
+    assert lines[1] == "+    100 ms  inventory     StockReserved            total 44.99 EUR"
+    assert lines[3].startswith("+    300 ms  order         OrderConfirmed")
+
+
+def test_a_dead_letters_line_shows_only_the_first_line_of_a_long_cause() -> None:
+    (_, _, processed, _) = saga_of(uuid4())
+    cause = RuntimeError('new row violates check constraint "x"\nDETAIL:  Failing row contains (' + "y" * 500 + ")")
+
+    entry = entry_of(dead_lettered(record(processed, offset=41), cause))
+
+    assert (
+        entry.description
+        == 'DEAD-LETTERED after payment-events@41: RuntimeError: new row violates check constraint "x"'
+    )
 
 
 def test_a_dead_letter_shows_who_gave_up_on_which_record_and_why() -> None:

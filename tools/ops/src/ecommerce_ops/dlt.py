@@ -33,11 +33,12 @@ async def count_dead_letters(kafka: KafkaReader, topics: Sequence[str]) -> int:
 async def read_dead_letters(
     kafka: KafkaReader, topics: Sequence[str], *, progress: Progress = lambda _count: None
 ) -> list[DeadLetterRecord]:
-    """Every record the dead-letter topics hold, oldest first within each partition."""
+    """Every record the dead-letter topics hold, oldest first."""
     ranges = {}
     for topic in topics:
         ranges.update(await whole_ranges(kafka.consumer, await kafka.partitions(topic)))
-    return [DeadLetterRecord.of(record) for record in await read_ranges(kafka.consumer, ranges, progress=progress)]
+    letters = [DeadLetterRecord.of(record) for record in await read_ranges(kafka.consumer, ranges, progress=progress)]
+    return sorted(letters, key=lambda letter: (letter.timestamp_ms, letter.topic, letter.partition, letter.offset))
 
 
 async def times_sent_back(

@@ -13,7 +13,7 @@ from rich.text import Text
 
 from .dead_letters import DeadLetterRecord, RedrivePlan
 from .saga import SagaTrace
-from .timeline import TimelineEntry, format_state, offsets_ms
+from .timeline import SOURCE_WIDTH, TimelineEntry, first_line, format_state, offsets_ms
 
 KIND_STYLES = {"event": "", "redriven": "yellow", "dead-letter": "bold red"}
 TERMINAL_STYLES = {"CONFIRMED": "green", "REJECTED": "yellow", "CANCELLED": "yellow"}
@@ -22,12 +22,6 @@ TERMINAL_STYLES = {"CONFIRMED": "green", "REJECTED": "yellow", "CANCELLED": "yel
 def print_json(data: Any) -> None:
     """Plain JSON on stdout (no colour, no wrapping), for scripts."""
     print(json.dumps(data, indent=2, default=str))
-
-
-def first_line(text: str, limit: int) -> str:
-    """The first line of a text, cut to `limit` characters (a cause's full text is in `dlt show`)."""
-    line = text.splitlines()[0] if text else ""
-    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def age(seconds: float) -> str:
@@ -45,7 +39,7 @@ def trace_lines(entries: list[TimelineEntry]) -> list[Text]:
     lines = []
     for offset, entry in zip(offsets_ms(entries), entries, strict=True):
         line = Text(f"+{offset:7.0f} ms  ", style="dim")
-        line.append(f"{entry.source:<10} ", style="cyan")
+        line.append(f"{entry.source:<{SOURCE_WIDTH}} ", style="cyan")
         line.append(f"{entry.event_type:<24} ", style=KIND_STYLES[entry.kind] or "bold")
         line.append(entry.description, style=KIND_STYLES[entry.kind])
         lines.append(line)
@@ -105,7 +99,9 @@ def print_stuck(console: Console, traces: Sequence[SagaTrace], now: datetime, ol
         order = found.order or {}
         placed = datetime.fromisoformat(order["created_at"]) if "created_at" in order else now
         last = found.last
-        stopped = "(no event)" if last is None else f"{last.source} {last.event_type}: {last.description}"
+        stopped = (
+            "(no event)" if last is None else f"{last.source} {last.event_type}: {first_line(last.description, 120)}"
+        )
         table.add_row(
             str(found.order_id),
             order.get("status", "?"),
@@ -153,19 +149,20 @@ def print_letters(
         by_topic.setdefault(letter.topic, []).append(letter)
     for topic, mine in by_topic.items():
         table = Table(title=f"{topic}: {len(mine)} dead letters", title_justify="left", title_style="bold")
-        for column in ("p:offset", "event type", "order", "event id"):
-            table.add_column(column, no_wrap=True)
-        table.add_column("cause", ratio=1)
-        for column in ("original", "group", "count", *(("sent back",) if sent_back is not None else ()), "age"):
+        table.add_column("p:offset", no_wrap=True)
+        table.add_column("event type", no_wrap=True)
+        table.add_column("event id / order", overflow="fold", min_width=36)  # whole: what redrive and trace take
+        table.add_column("cause", ratio=1, min_width=24)
+        table.add_column("from", no_wrap=True)  # the original offset (same partition, the original topic)
+        for column in ("group", "count", *(("sent back",) if sent_back is not None else ()), "age"):
             table.add_column(column, no_wrap=True)
         for letter in mine:
             table.add_row(
                 f"{letter.partition}:{letter.offset}",
                 letter.event_type or "(unreadable)",
-                letter.order_id or "-",
-                letter.event_id or "-",
+                Text.assemble(letter.event_id or "-", "\n", (letter.order_id or "-", "dim")),
                 Text(first_line(letter.cause, 120), style="red"),
-                f"{letter.original_partition}:{letter.original_offset}",
+                str(letter.original_offset),
                 letter.consumer_group or "?",
                 "?" if letter.redrive_count is None else str(letter.redrive_count),
                 *((f"{sent_back.get(letter.position, 0)}x",) if sent_back is not None else ()),
@@ -219,8 +216,9 @@ def print_plan(console: Console, plan: RedrivePlan, *, execute: bool) -> None:
     verb = "Redriving" if execute else "Would redrive (dry run; --execute to send)"
     if plan.redrives:
         table = Table(title=f"{verb}: {len(plan.redrives)}", title_justify="left")
-        for column in ("dead letter", "event type", "order", "event id", "to", "redrive #", "cause"):
-            table.add_column(column, overflow="fold")
+        for column in ("dead letter", "event type", "order", "event id", "to", "redrive #"):
+            table.add_column(column, overflow="fold", no_wrap=column in ("event type", "redrive #"))
+        table.add_column("cause", ratio=1, min_width=24)
         for redrive in plan.redrives:
             letter = redrive.letter
             table.add_row(
@@ -230,7 +228,7 @@ def print_plan(console: Console, plan: RedrivePlan, *, execute: bool) -> None:
                 letter.event_id or "-",
                 f"{redrive.topic}:{redrive.partition}",
                 str((letter.redrive_count or 0) + 1),
-                first_line(letter.cause, 90),
+                first_line(letter.cause, 120),
             )
         console.print(table)
     else:

@@ -15,6 +15,8 @@ from shared.events.topics import DLT_SUFFIX
 
 from .dead_letters import DeadLetterRecord, redrive_count
 
+SOURCE_WIDTH = 13  # "inventory", and a dead letter's consumer group: "order-service"
+
 
 @dataclass(frozen=True)
 class TimelineEntry:
@@ -51,7 +53,9 @@ def entry_of(record: ConsumerRecord) -> TimelineEntry:
             offset=record.offset,
             source=letter.consumer_group or "?",
             event_type=letter.event_type or "(unreadable)",
-            description=f"DEAD-LETTERED after {letter.original_topic}@{letter.original_offset}: {letter.cause}",
+            description=first_line(
+                f"DEAD-LETTERED after {letter.original_topic}@{letter.original_offset}: {letter.cause}", 200
+            ),
             event_id=letter.event_id,
             correlation_id=letter.order_id,
             redrive_count=letter.redrive_count or 0,
@@ -82,6 +86,13 @@ def entry_of(record: ConsumerRecord) -> TimelineEntry:
 def timeline(records: Iterable[ConsumerRecord]) -> list[TimelineEntry]:
     """The records' entries in time order (ties: by topic, then offset)."""
     return sorted(map(entry_of, records), key=lambda entry: (entry.at, entry.topic, entry.offset))
+
+
+def first_line(text: str, limit: int) -> str:
+    """The first line of a text, cut to `limit` characters (a dead letter's whole cause is in
+    `ecommerce dlt show`: a database error's DETAIL line can run long)."""
+    line = text.splitlines()[0] if text else ""
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def money(amount: int | None, currency: str | None) -> str:
@@ -119,7 +130,7 @@ def offsets_ms(entries: list[TimelineEntry]) -> list[float]:
 
 
 def format_line(offset_ms: float, entry: TimelineEntry) -> str:
-    return f"+{offset_ms:7.0f} ms  {entry.source:<10} {entry.event_type:<24} {entry.description}"
+    return f"+{offset_ms:7.0f} ms  {entry.source:<{SOURCE_WIDTH}} {entry.event_type:<24} {entry.description}"
 
 
 def format_timeline(entries: list[TimelineEntry]) -> list[str]:
