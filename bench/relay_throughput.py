@@ -4,6 +4,7 @@ sending the same records with the same producer settings, in the same run on the
     make bench                                   (or: .venv/bin/python bench/relay_throughput.py)
     .venv/bin/python bench/relay_throughput.py --events 20000 --repeat 1      a quick look
     .venv/bin/python bench/relay_throughput.py --profile                      + a pyinstrument profile
+    .venv/bin/python bench/relay_throughput.py --traced sampled               rows in traces: publish spans
 
 What it does, against the local stack (`make up-infra`):
 1. A schema `bench_relay` (dropped and created again, owned by the `machinery_test` role) with the
@@ -51,6 +52,7 @@ from shared.kafka.security import LOCAL_KAFKA, admin_client_config, as_admin
 from shared.logging import configure_logging
 from shared.outbox.relay import OutboxRelay
 from shared.settings import ServiceSettings
+from shared.tracing import configure_tracing
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results" / "relay_throughput.json"
@@ -171,9 +173,12 @@ async def _until(probe, what: str, timeout: float = 60) -> None:  # type: ignore
         await asyncio.sleep(0.5)
 
 
-def backlog(events: int, orders: int, chunk: int = 10_000) -> Iterator[list[tuple[Any, ...]]]:
+def backlog(
+    events: int, orders: int, chunk: int = 10_000, traced: str | None = None
+) -> Iterator[list[tuple[Any, ...]]]:
     """Outbox rows (event_id, event_type, topic, key, value, headers) of realistic StockReserved events,
-    `chunk` at a time."""
+    `chunk` at a time; `traced`: each written in a trace of its own (a traceparent header), "sampled"
+    (recorded: the relay makes a span per row) or "unsampled" (no exporter: the relay makes none)."""
     order_ids = [uuid.uuid4() for _ in range(orders)]
     for begin in range(0, events, chunk):
         rows = []
@@ -187,14 +192,18 @@ def backlog(events: int, orders: int, chunk: int = 10_000) -> Iterator[list[tupl
                 total_amount=(1 + n % 3) * 1999 + 2 * 4550,
                 currency="EUR",
             )
-            envelope = Envelope.new(event)
+            flags = "01" if traced == "sampled" else "00"
+            traceparent = f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-{flags}" if traced else None
+            envelope = Envelope.new(event, traceparent=traceparent)
             record = encode(envelope)  # what add_to_outbox stores, byte for byte
             headers = orjson.dumps({name: value.decode() for name, value in record.headers}).decode()
             rows.append((envelope.event_id, envelope.event_type, TOPIC, record.key.decode(), record.value, headers))
         yield rows
 
 
-async def store_backlog(conn: asyncpg.Connection, events: int, orders: int) -> tuple[list[Record], float]:
+async def store_backlog(
+    conn: asyncpg.Connection, events: int, orders: int, traced: str | None = None
+) -> tuple[list[Record], float]:
     """Keep the backlog in a table of its own, from which every relay run starts afresh. Returns the
     same records for the plain producer (which sends from memory) and the mean value size."""
     await conn.execute(
@@ -207,7 +216,7 @@ async def store_backlog(conn: asyncpg.Connection, events: int, orders: int) -> t
     )
     records: list[Record] = []
     value_bytes = 0
-    for rows in backlog(events, orders):
+    for rows in backlog(events, orders, traced=traced):
         await conn.copy_records_to_table(
             "backlog", records=rows, columns=["event_id", "event_type", "topic", "key", "value", "headers"]
         )
@@ -287,7 +296,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     await create_tables(dsn)
     await recreate_topic()
     conn = await asyncpg.connect(dsn, server_settings={"search_path": SCHEMA})
-    plain_records, value_bytes = await store_backlog(conn, args.events, args.orders)
+    if args.traced:  # as a relay process sets it up: the OTEL_* environment, no exporter by default
+        configure_tracing("bench", "relay")
+    plain_records, value_bytes = await store_backlog(conn, args.events, args.orders, traced=args.traced)
     rss_after_setup = peak_rss_mib()
     profiler = None
     if args.profile:
@@ -380,6 +391,11 @@ if __name__ == "__main__":
     parser.add_argument("--profile", action="store_true", help="profile the last relay run with pyinstrument")
     parser.add_argument("--no-save", action="store_true", help="do not write the JSON results")
     parser.add_argument("--relay-batch-size", type=int, help="override the relay's batch size (default: settings)")
+    parser.add_argument(
+        "--traced",
+        choices=("sampled", "unsampled"),
+        help="every row in a trace of its own, recorded (a publish span per row) or not (OTEL_*)",
+    )
     arguments = parser.parse_args()
     if arguments.relay_batch_size:
         RELAY_OVERRIDES["relay_batch_size"] = arguments.relay_batch_size

@@ -90,6 +90,10 @@ class ServiceSettings(BaseSettings):
     # rows/s measured) than it publishes, so the table stays at about rate x retention rows.
     relay_purge_interval_s: float = 10.0
     relay_purge_chunk_size: int = 10_000
+    # Traces (shared.tracing): at most this many publish spans a second. A recorded span costs the relay
+    # more CPU (about 80 us) than publishing the row (50-60 us), so while it drains a backlog most rows
+    # get none (their traces miss only the relay's hop); at the saga's rates, every row gets one.
+    relay_trace_spans_per_s: float = Field(default=100.0, ge=0)
 
     # Consumer
     consumer_group: str | None = None

@@ -21,6 +21,7 @@ the relay sends.
 """
 
 import os
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Literal
@@ -185,6 +186,25 @@ def process_span(
         f"process {topic}", context=context_from(traceparent), kind=SpanKind.CONSUMER, attributes=attributes
     ) as span:
         yield span
+
+
+class SpanBudget:
+    """At most `per_second` spans a second, for a path where a span costs more than the work it
+    describes: a bucket of one second's worth, refilled continuously."""
+
+    def __init__(self, per_second: float) -> None:
+        self._rate = per_second
+        self._tokens = per_second
+        self._last = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self._tokens = min(self._rate, self._tokens + (now - self._last) * self._rate)
+        self._last = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
 
 
 def publish_span(*, traceparent: str, topic: str, key: str, event_id: str) -> Span:

@@ -13,6 +13,7 @@ from shared.events import Envelope, OrderCreated, StockReserved
 from shared.events.codec import is_valid_traceparent
 from shared.events.samples import sample_event
 from shared.tracing import (
+    SpanBudget,
     TracingConfigError,
     configure_tracing,
     context_from,
@@ -203,3 +204,9 @@ def test_a_traceparent_given_outright_wins_over_the_current_span(spans: InMemory
     with process_span(traceparent=PARENT, topic="t", key="k", event_id="e", consumer_group="g"):
         envelope = Envelope.new(sample_event(OrderCreated), traceparent=given)
     assert envelope.traceparent == given
+
+
+def test_a_span_budget_grants_at_most_its_rate_in_a_burst_and_none_when_zero() -> None:
+    budget = SpanBudget(3)
+    assert [budget.take() for _ in range(5)] == [True, True, True, False, False]
+    assert not SpanBudget(0).take()

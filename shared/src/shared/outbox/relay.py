@@ -54,7 +54,7 @@ from shared.metrics import (
     UNPUBLISHED_EVENTS,
 )
 from shared.settings import ServiceSettings
-from shared.tracing import is_sampled, publish_span
+from shared.tracing import SpanBudget, is_sampled, publish_span
 
 from .tables import notify_channel
 
@@ -96,6 +96,7 @@ class OutboxRelay:
         self._dsn = dsn
         self._service = settings.service_name
         self._wake = asyncio.Event()
+        self._span_budget = SpanBudget(settings.relay_trace_spans_per_s)
         self.published = 0
         self.producers_started = 0
         self.purged = 0
@@ -307,7 +308,7 @@ class OutboxRelay:
             for row_id, topic, key, value, headers in rows:
                 texts = loads(headers) if isinstance(headers, str) else headers  # jsonb comes as text
                 ids.append(row_id)
-                span = _publish_span(texts, topic, key)
+                span = _publish_span(texts, topic, key, self._span_budget)
                 try:
                     ack = await send(
                         topic, value=value, key=key.encode(), headers=[(n, t.encode()) for n, t in texts.items()]
@@ -374,13 +375,14 @@ class _SentBatch:
             ack.add_done_callback(_retrieve)
 
 
-def _publish_span(headers: dict[str, str], topic: str, key: str) -> Span | None:
+def _publish_span(headers: dict[str, str], topic: str, key: str, budget: SpanBudget) -> Span | None:
     """A row written in a recorded trace is published in it (shared.tracing): a span from the send
     to the broker's ack, the child of the row's traceparent. A row without one, or of a trace not
     sampled (no exporter, or sampled out where the trace started), gets none: nothing would record
-    it, and the relay is the throughput-critical path."""
+    it. Nor does a row past the span budget (`relay_trace_spans_per_s`): the relay is the
+    throughput-critical path, and a recorded span costs more than publishing the row."""
     traceparent = headers.get("traceparent")
-    if traceparent is None or not is_sampled(traceparent):
+    if traceparent is None or not is_sampled(traceparent) or not budget.take():
         return None
     return publish_span(traceparent=traceparent, topic=topic, key=key, event_id=headers.get("eventId", ""))
 
