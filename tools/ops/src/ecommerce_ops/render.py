@@ -151,8 +151,8 @@ def print_letters(
         table = Table(title=f"{topic}: {len(mine)} dead letters", title_justify="left", title_style="bold")
         table.add_column("p:offset", no_wrap=True)
         table.add_column("event type", no_wrap=True)
-        table.add_column("event id / order", overflow="fold", min_width=36)  # whole: what redrive and trace take
-        table.add_column("cause", ratio=1, min_width=24)
+        table.add_column("event id / order", no_wrap=True)  # whole: what redrive and trace take
+        table.add_column("cause")
         table.add_column("from", no_wrap=True)  # the original offset (same partition, the original topic)
         for column in ("group", "count", *(("sent back",) if sent_back is not None else ()), "age"):
             table.add_column(column, no_wrap=True)
@@ -215,20 +215,22 @@ def decoded_headers(letter: DeadLetterRecord) -> list[tuple[str, str]]:
 def print_plan(console: Console, plan: RedrivePlan, *, execute: bool) -> None:
     verb = "Redriving" if execute else "Would redrive (dry run; --execute to send)"
     if plan.redrives:
-        table = Table(title=f"{verb}: {len(plan.redrives)}", title_justify="left")
-        for column in ("dead letter", "event type", "order", "event id", "to", "redrive #"):
-            table.add_column(column, overflow="fold", no_wrap=column in ("event type", "redrive #"))
-        table.add_column("cause", ratio=1, min_width=24)
+        table = Table(title=f"{verb}: {len(plan.redrives)}", title_justify="left", title_style="bold")
+        table.add_column("dead letter", no_wrap=True)
+        table.add_column("event type", no_wrap=True)
+        table.add_column("event id / order", no_wrap=True)
+        table.add_column("to", no_wrap=True)
+        table.add_column("redrive #", no_wrap=True)
+        table.add_column("cause")
         for redrive in plan.redrives:
             letter = redrive.letter
             table.add_row(
                 letter.position,
                 letter.event_type or "(unreadable)",
-                letter.order_id or "-",
-                letter.event_id or "-",
+                Text.assemble(letter.event_id or "-", "\n", (letter.order_id or "-", "dim")),
                 f"{redrive.topic}:{redrive.partition}",
                 str((letter.redrive_count or 0) + 1),
-                first_line(letter.cause, 120),
+                Text(first_line(letter.cause, 120), style="red"),
             )
         console.print(table)
     else:
