@@ -2,8 +2,14 @@
 -- needs none of it). Idempotent. Run as the superuser by infra/scripts/connectors.py, with psql
 -- variables: svc (order), schema (orders), delete_on_insert (on|off).
 --
---   <svc>_cdc            a login role with REPLICATION, SELECT on <schema>.outbox and nothing else:
---                        the connector's. Its development password is its name, like the others'.
+--   <svc>_cdc            a login role with REPLICATION, SELECT/INSERT/DELETE on <schema>.outbox and
+--                        nothing else: the connector's. Its development password is its name.
+--                        INSERT for its heartbeat (connector.json heartbeat.action.query): every
+--                        10 s a row routed to connect-heartbeats, so that the connector confirms a
+--                        recent LSN while the service is quiet and the slot releases the WAL other
+--                        tables' writes made meanwhile (Postgres 15 sends nothing of a transaction
+--                        that touches no published table, and the connector confirms only LSNs of
+--                        records Connect committed: one an SMT filtered out is never committed).
 --   <svc>_outbox_pub     a publication of <schema>.outbox alone, inserts only.
 --   cdc_* columns        each header of the row's `headers` JSON in a column of its own, filled by a
 --                        BEFORE INSERT trigger: Debezium's Outbox Event Router places columns as
@@ -25,7 +31,8 @@ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'cdc_role') \gexec
 BEGIN;
 GRANT CONNECT ON DATABASE ecommerce TO :"cdc_role";
 GRANT USAGE ON SCHEMA :"schema" TO :"cdc_role";
-GRANT SELECT ON :"schema".outbox TO :"cdc_role";
+-- DELETE: with delete_on_insert, its heartbeat row is deleted as it is inserted, in its session.
+GRANT SELECT, INSERT, DELETE ON :"schema".outbox TO :"cdc_role";
 ALTER ROLE :"cdc_role" SET search_path = :"schema";
 
 ALTER TABLE :"schema".outbox
@@ -67,9 +74,11 @@ CREATE OR REPLACE TRIGGER outbox_delete_inserted AFTER INSERT ON :"schema".outbo
 \else
 DROP TRIGGER IF EXISTS outbox_delete_inserted ON :"schema".outbox;
 \endif
+
 COMMIT;
 
 -- Inserts only: the deletes of delete_on_insert (and the built-in relay's marks and purges, were it
 -- running) never reach the connector.
 SELECT format('CREATE PUBLICATION %I FOR TABLE %I.outbox WITH (publish = %L)', :'publication', :'schema', 'insert')
 WHERE NOT EXISTS (SELECT FROM pg_publication WHERE pubname = :'publication') \gexec
+ALTER PUBLICATION :"publication" SET TABLE :"schema".outbox;

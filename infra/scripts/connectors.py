@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from shared.kafka.acls import CONNECT_STATE_TOPICS, connect_acls, grant
+from shared.kafka.acls import CONNECT_HEARTBEATS, CONNECT_STATE_TOPICS, connect_acls, grant
 from shared.kafka.security import admin_client_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -63,15 +63,16 @@ def connector_config(service: str, schema: str, *, db_host: str = "127.0.0.1", d
 
 async def provision_kafka() -> None:
     """Connect's state topics, compacted with RF 3 (the worker would create them with the same
-    settings, but the connect principal may not create topics), and its ACLs."""
+    settings, but the connect principal may not create topics), the heartbeats' topic, and the
+    connect principal's ACLs."""
     admin = AIOKafkaAdminClient(**admin_client_config(), client_id="connect-provisioning")
     await admin.start()
     try:
         partitions = {"connect-configs": 1, "connect-offsets": 5, "connect-status": 5}  # configs: exactly 1
-        topics = [
-            NewTopic(name, partitions[name], 3, topic_configs={"cleanup.policy": "compact", "min.insync.replicas": "2"})
-            for name in CONNECT_STATE_TOPICS
-        ]
+        compacted = {"cleanup.policy": "compact", "min.insync.replicas": "2"}
+        topics = [NewTopic(name, partitions[name], 3, topic_configs=compacted) for name in CONNECT_STATE_TOPICS]
+        # The connectors' heartbeat rows (connector.json): read by nobody, kept an hour.
+        topics.append(NewTopic(CONNECT_HEARTBEATS, 1, 3, topic_configs={"retention.ms": str(3_600_000)}))
         response = await admin.create_topics(topics, timeout_ms=30_000)
         for name, code, *rest in response.topic_errors:
             if code not in (0, TOPIC_ALREADY_EXISTS):
@@ -204,7 +205,8 @@ def main(argv: list[str]) -> int:
         return 2
     if command == "provision":
         asyncio.run(provision_kafka())
-        print(f"connect: topics {', '.join(CONNECT_STATE_TOPICS)} and the connect principal's ACLs in place")
+        topics = ", ".join((*CONNECT_STATE_TOPICS, CONNECT_HEARTBEATS))
+        print(f"connect: topics {topics} and the connect principal's ACLs in place")
     elif command == "prepare":
         for service in services:
             prepare_database(service, SCHEMAS[service])

@@ -116,6 +116,7 @@ async def cdc_connector(
     connect_worker: str, cdc_outbox: str, kafka_admin: AIOKafkaAdminClient
 ) -> AsyncIterator[Connector]:
     """The test outbox's connector, running, with a scratch topic the connect principal may write."""
+    await connectors.provision_kafka()  # Connect's topics (the heartbeats') and ACLs, as make test-debezium does
     topic = f"cdc-test-{uuid.uuid4().hex[:8]}"
     await kafka_admin.create_topics([NewTopic(topic, 1, 3)], timeout_ms=30_000)
     await grant(kafka_admin, connect_acls((topic,)))

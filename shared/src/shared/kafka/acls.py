@@ -109,6 +109,8 @@ CONNECT = "connect"
 # Kafka Connect's worker group and the topics that hold its state (infra/connect/worker.properties.template).
 CONNECT_GROUP = "ecommerce-connect"
 CONNECT_STATE_TOPICS = ("connect-configs", "connect-offsets", "connect-status")
+# Where each connector's heartbeat rows go (infra/connect/connector.json): read by nobody.
+CONNECT_HEARTBEATS = "connect-heartbeats"
 
 
 def connect_acls(event_topics: tuple[str, ...] = tuple(OWN_TOPIC.values())) -> list[Acl]:
@@ -116,7 +118,7 @@ def connect_acls(event_topics: tuple[str, ...] = tuple(OWN_TOPIC.values())) -> l
     grants these, not provisioning, so a deployment on the built-in relay has no principal besides the
     services' that may write their topics). Its worker joins its own group and reads and writes its
     state topics (and checks their configs at start-up); its connectors' producers, idempotent, write
-    the services' event topics. It reads no event topic, creates no topic."""
+    the services' event topics and the heartbeats' topic. It reads no event topic, creates no topic."""
     principal = f"User:{CONNECT}"
     return [
         Acl(principal, ResourceType.GROUP, CONNECT_GROUP, Operation.READ),
@@ -125,7 +127,7 @@ def connect_acls(event_topics: tuple[str, ...] = tuple(OWN_TOPIC.values())) -> l
             for t in CONNECT_STATE_TOPICS
             for op in (Operation.READ, Operation.WRITE, *_DESCRIBING)
         ),
-        *(Acl(principal, ResourceType.TOPIC, t, Operation.WRITE) for t in event_topics),
+        *(Acl(principal, ResourceType.TOPIC, t, Operation.WRITE) for t in (*event_topics, CONNECT_HEARTBEATS)),
     ]
 
 
