@@ -177,7 +177,7 @@ async def test_a_dead_letter_that_stuck_a_saga_is_redriven_once_the_cause_is_fix
     # Past the limit: refused, and nothing is sent.
     code, output = await ecommerce("dlt", "redrive", "--event-id", letter.event_id, "--max-redrives", "1", "--execute")
     assert code == 1, output
-    assert "REFUSED" in output and "already redriven 1 times (limit 1)" in output
+    assert "REFUSED" in output and "already redriven 1 time (limit 1)" in output
 
     # The timeline tells the story, in the order it happened.
     code, output = await ecommerce("saga", "trace", order_id, "--json")

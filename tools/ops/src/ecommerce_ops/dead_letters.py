@@ -211,7 +211,8 @@ def plan_redrive(selected: Iterable[DeadLetterRecord], *, max_redrives: int = DE
             refused.append(
                 Refused(
                     letter,
-                    f"already redriven {letter.redrive_count} times (limit {max_redrives}): "
+                    f"already redriven {letter.redrive_count} time{'' if letter.redrive_count == 1 else 's'} "
+                    f"(limit {max_redrives}): "
                     "fix the cause, or raise --max-redrives knowingly",
                 )
             )
