@@ -237,7 +237,7 @@ def print_plan(console: Console, plan: RedrivePlan, *, execute: bool) -> None:
         console.print("Nothing to redrive.", style="yellow")
     for letter in plan.superseded:
         console.print(
-            f"skipped {letter.position}: the same record was dead-lettered again later; only its latest dead letter counts",
+            f"skipped {letter.position}: the same record was dead-lettered again later; only its latest one counts",
             style="dim",
         )
     for refused in plan.refused:
