@@ -149,6 +149,13 @@ def remove(name: str, slot: str, *, rest: str = REST) -> None:
     _until(dropped, f"replication slot {slot} dropped")
 
 
+def _rest_answers() -> bool:
+    try:
+        return httpx.get(f"{REST}/", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def _state(name: str, rest: str) -> str | None:
     response = httpx.get(f"{rest}/connectors/{name}/status", timeout=10)
     return str(response.json()["connector"]["state"]) if response.status_code == 200 else None
@@ -211,6 +218,7 @@ def main(argv: list[str]) -> int:
         for service in services:
             prepare_database(service, SCHEMAS[service])
     elif command == "register":
+        _until(_rest_answers, f"Connect's REST API answers on {REST}", timeout=180)  # a worker just started
         for service in services:
             register(connector_name(service), connector_config(service, SCHEMAS[service]))
             wait_until_running(connector_name(service))
