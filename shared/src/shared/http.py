@@ -13,7 +13,7 @@ import uvicorn
 from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from sqlalchemy import text
@@ -31,6 +31,19 @@ from shared.settings import ServiceSettings
 from shared.tracing import configure_tracing
 
 PROBE_TIMEOUT_S = 2.0
+UNTRACED_PATHS = frozenset({"/health/live", "/health/ready", "/metrics"})
+# FastAPI's own OpenTelemetry support: a server span per request (shared.tracing sets the provider),
+# the child of the request's traceparent if it has one, so POST /orders starts the order's trace.
+# Not the probes and metrics (polled every few seconds, they would be most of the spans); no spans
+# for dependencies, endpoint and serialization (three more per request, for timings the server span
+# has), no metrics (Prometheus has them: RequestMetrics), no logs (validation failures would carry
+# the request's input, which may hold a payment token).
+TELEMETRY: TelemetryConfig = {
+    "operation_spans": False,
+    "metrics": False,
+    "logs": False,
+    "exclude": lambda scope: scope.get("path") in UNTRACED_PATHS,
+}
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -79,7 +92,13 @@ def create_service_app(
             await app.state.engine.dispose()
 
     app = FastAPI(
-        title=title, description=description, version="1.0.0", lifespan=lifespan, docs_url=None, redoc_url=None
+        title=title,
+        description=description,
+        version="1.0.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        telemetry=TELEMETRY,
     )
     install_offline_docs(app)  # the docs pages load nothing from the internet
     app.include_router(_operations_router(settings))
@@ -90,12 +109,6 @@ def create_service_app(
     _document_problems(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.http_max_body_bytes)  # before anything reads the body
     app.add_middleware(RequestMetrics, service=settings.service_name)  # outermost: sees every answer
-    # Each request's server span (shared.tracing), the child of the request's traceparent if it has
-    # one: POST /orders starts the order's trace. Not the probes and metrics (polled every few
-    # seconds, they would be most of the spans), and not a span per ASGI message.
-    FastAPIInstrumentor.instrument_app(
-        app, excluded_urls="/health/live,/health/ready,/metrics", exclude_spans=["receive", "send"]
-    )
     return app
 
 
