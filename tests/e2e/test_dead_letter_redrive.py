@@ -22,6 +22,7 @@ import os
 import re
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -45,8 +46,18 @@ SAGA_DEADLINE_S = 120
 DECISIVE = {"PaymentProcessed", "OrderConfirmed"}
 
 
-async def ecommerce(*args: str, timeout: float = 90) -> tuple[int, str]:
-    """Run the CLI as an operator would; its exit code and its output (stdout, then stderr)."""
+@dataclass(frozen=True)
+class Run:
+    code: int
+    out: str  # with --json, the JSON alone
+    err: str  # progress, the trace's "read N records" line, errors
+
+    def __str__(self) -> str:
+        return f"exit {self.code}\n{self.out}\n{self.err}"
+
+
+async def ecommerce(*args: str, timeout: float = 90) -> Run:
+    """Run the CLI as an operator would."""
     process = await asyncio.create_subprocess_exec(
         str(ECOMMERCE),
         *args,
@@ -60,7 +71,7 @@ async def ecommerce(*args: str, timeout: float = 90) -> tuple[int, str]:
     except TimeoutError:
         process.kill()
         raise
-    return process.returncode or 0, out.decode() + err.decode()
+    return Run(process.returncode or 0, out.decode(), err.decode())
 
 
 class BadMigration:
@@ -138,8 +149,8 @@ async def test_a_dead_letter_that_stuck_a_saga_is_redriven_once_the_cause_is_fix
         assert stuck.last is not None and stuck.last.kind == "dead-letter", stuck.entries
 
         # Redriven before the fix: it fails again, and its new dead letter carries the count.
-        code, output = await ecommerce("dlt", "redrive", "--event-id", letter.event_id, "--execute")
-        assert code == 0, output
+        run = await ecommerce("dlt", "redrive", "--event-id", letter.event_id, "--execute")
+        assert run.code == 0, run
         again = await eventually(
             lambda: _with_count(order_id, 1), timeout=60, what="the redriven record dead-lettered again"
         )
@@ -147,10 +158,10 @@ async def test_a_dead_letter_that_stuck_a_saga_is_redriven_once_the_cause_is_fix
 
         # The operator reverts the migration and redrives: the saga completes.
         await migration.revert()
-        code, output = await ecommerce("dlt", "redrive", "--event-id", letter.event_id, "--execute", "--json")
-        assert code == 0, output
+        run = await ecommerce("dlt", "redrive", "--event-id", letter.event_id, "--execute", "--json")
+        assert run.code == 0, run
         assert time.monotonic() - started < SAGA_DEADLINE_S, "redriven too late: the deadline may have ended it"
-        redriven = json.loads(output[output.index("{") :])
+        redriven = json.loads(run.out)
         assert [r["redrive_count"] for r in redriven["redrives"]] == [1], "the latest dead letter is sent"
         assert len(redriven["superseded"]) == 1, "the first dead letter is not sent as well"
         order = await shop.wait_for_status(order_id, "CONFIRMED", timeout=60)
@@ -159,9 +170,9 @@ async def test_a_dead_letter_that_stuck_a_saga_is_redriven_once_the_cause_is_fix
         await migration.revert()
 
     # The same record redriven again is absorbed: no second confirmation, charge or sale.
-    code, output = await ecommerce("dlt", "redrive", "--event-id", letter.event_id, "--execute", "--json")
-    assert code == 0, output
-    (landed,) = json.loads(output[output.index("{") :])["sent"]
+    run = await ecommerce("dlt", "redrive", "--event-id", letter.event_id, "--execute", "--json")
+    assert run.code == 0, run
+    (landed,) = json.loads(run.out)["sent"]
     for group in ("order-service", "inventory-service"):
         await eventually(
             lambda group=group: _past(group, landed), timeout=60, what=f"{group} consumed the second redrive"
@@ -175,14 +186,14 @@ async def test_a_dead_letter_that_stuck_a_saga_is_redriven_once_the_cause_is_fix
     assert await dead_letters_of(order_id) == [letter, again], "nothing was dead-lettered since the fix"
 
     # Past the limit: refused, and nothing is sent.
-    code, output = await ecommerce("dlt", "redrive", "--event-id", letter.event_id, "--max-redrives", "1", "--execute")
-    assert code == 1, output
-    assert "REFUSED" in output and "already redriven 1 time (limit 1)" in output
+    run = await ecommerce("dlt", "redrive", "--event-id", letter.event_id, "--max-redrives", "1", "--execute")
+    assert run.code == 1, run
+    assert "REFUSED" in run.out and "already redriven 1 time (limit 1)" in run.out, run
 
     # The timeline tells the story, in the order it happened.
-    code, output = await ecommerce("saga", "trace", order_id, "--json")
-    assert code == 0, output
-    timeline = json.loads(output[output.index("{") :])["timeline"]
+    run = await ecommerce("saga", "trace", order_id, "--json")
+    assert run.code == 0, run
+    timeline = json.loads(run.out)["timeline"]
     assert timeline[0]["event_type"] == "OrderCreated"
     story = [(entry["kind"], entry["event_type"]) for entry in timeline if entry["event_type"] in DECISIVE]
     assert story == [
@@ -206,10 +217,11 @@ async def test_saga_trace_shows_a_confirmed_orders_events_in_order_and_the_three
     await assert_order_settled(shop, order)
 
     started = time.monotonic()
-    code, output = await ecommerce("saga", "trace", order["order_id"])
+    run = await ecommerce("saga", "trace", order["order_id"])
     seconds = time.monotonic() - started
 
-    assert code == 0, output
+    assert run.code == 0, run
+    output = run.out
     kinds = [match.group(1) for match in re.finditer(r"^\+ *-?\d+ ms +\S+ +(\S+)", output, re.MULTILINE)]
     # Payment charges while the order records the reservation: those two may come either way round.
     assert kinds[0] == "OrderCreated" and kinds[-1] == "OrderConfirmed", output

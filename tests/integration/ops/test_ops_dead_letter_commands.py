@@ -4,6 +4,7 @@ take any topic name, so they are run here as an operator would, through the comm
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import suppress
@@ -11,7 +12,6 @@ from contextlib import suppress
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from conftest import poll_until
 from ecommerce_ops.cli import app
 from ecommerce_ops.dead_letters import REDRIVE_COUNT, REDRIVEN_FROM
 from ecommerce_ops.kafka_reading import KafkaReader, ranges_since, read_ranges
@@ -41,11 +41,13 @@ async def scratch_topic() -> AsyncIterator[str]:
     try:
         await admin.create_topics([NewTopic(n, num_partitions=PARTITIONS, replication_factor=3) for n in names])
 
-        async def ready() -> bool:
-            described = await admin.describe_topics(names)
-            return all(topic["error_code"] == 0 and len(topic["partitions"]) == PARTITIONS for topic in described)
-
-        await poll_until(ready, timeout=30, what=f"topics {names} ready")
+        deadline = time.monotonic() + 30
+        while not all(
+            topic["error_code"] == 0 and len(topic["partitions"]) == PARTITIONS
+            for topic in await admin.describe_topics(names)
+        ):
+            assert time.monotonic() < deadline, f"topics {names} not ready after 30 s"
+            await asyncio.sleep(0.2)
         yield name
     finally:
         with suppress(Exception):
