@@ -1,15 +1,15 @@
 """OpenTelemetry traces: one order is one trace, across the three services.
 
-The context travels as a W3C `traceparent`: in the HTTP request (the API's server span starts the
-trace), in each event's envelope (the outbox row's headers, then the Kafka record's), and through
-every worker: a record's "process" span is the child of the record's traceparent, and the events
-its handler emits carry that span's context (`Envelope.new` reads `current_traceparent()`). So the
-tree nests hop by hop: POST /orders → process order-events (inventory) → process inventory-events
-(payment) → ...
+The context travels as a W3C `traceparent`: in the HTTP request (the API's server span, FastAPI's
+own (shared.http), starts the trace), in each event's envelope (the outbox row's headers, then the
+Kafka record's), and through every worker: a record's "process" span is the child of the record's
+traceparent, and the events its handler emits carry that span's context (`Envelope.new` reads
+`current_traceparent()`). So the tree nests hop by hop: POST /orders → process order-events
+(inventory) → process inventory-events (payment) → ...
 
 Each process sets up its own TracerProvider (`configure_tracing`), from the standard environment:
-- `OTEL_TRACES_EXPORTER`: `none` (the default: ids are made and propagated, nothing is exported,
-  nothing is logged), `otlp` (OTLP over HTTP/protobuf, to `OTEL_EXPORTER_OTLP_ENDPOINT` or
+- `OTEL_TRACES_EXPORTER`: `none` (the default: ids are made and propagated, but spans are not
+  recorded, and nothing is exported or logged), `otlp` (OTLP over HTTP/protobuf, to `OTEL_EXPORTER_OTLP_ENDPOINT` or
   `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, default http://localhost:4318) or `console`;
 - `OTEL_SERVICE_NAME`: the resource's service.name, `<service>-<process>` (order-api,
   payment-worker...) unless set; `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER` and
@@ -17,7 +17,7 @@ Each process sets up its own TracerProvider (`configure_tracing`), from the stan
 
 Span names, kinds and attributes follow OpenTelemetry's messaging conventions for Kafka: `process
 <topic>` (CONSUMER) per handled record, `publish <topic>` (CLIENT, see `publish_span`) per record
-the relay sends.
+the relay sends (within its budget, `SpanBudget`).
 """
 
 import os
