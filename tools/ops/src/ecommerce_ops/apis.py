@@ -75,7 +75,8 @@ class ServiceApis:
         found: list[dict[str, Any]] = []
         while len(found) < limit:
             page = await _get(self._orders, "/orders", params=params)
-            assert page is not None
+            if page is None:  # no listing at that address: not an order API
+                raise LookupError(f"GET {self._orders.base_url}/orders answered 404")
             found += [order for order in page["items"] if datetime.fromisoformat(order["created_at"]) < before]
             if page["next_cursor"] is None:
                 break

@@ -22,7 +22,9 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, NoReturn, TypeVar
 from uuid import UUID
 
+import httpx
 import typer
+from aiokafka.errors import KafkaError
 from aiokafka.structs import RecordMetadata
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -76,7 +78,15 @@ def fail(message: str, *, code: int = 1) -> NoReturn:
 
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coroutine)
+    """Run a command's I/O; what it cannot reach is a one-line error (exit 1), not a traceback."""
+    try:
+        return asyncio.run(coroutine)
+    except httpx.HTTPStatusError as exc:
+        fail(f"{exc.request.method} {exc.request.url} answered {exc.response.status_code}: {exc.response.text[:300]}")
+    except httpx.HTTPError as exc:
+        fail(f"cannot reach {exc.request.url}: {exc!r}")
+    except (KafkaError, OSError) as exc:
+        fail(f"Kafka: {exc!r} (is the cluster up? KAFKA_BOOTSTRAP_SERVERS, KAFKA_ADMIN_PASSWORD)")
 
 
 @contextmanager

@@ -5,7 +5,7 @@ while the services keep writing."""
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -33,14 +33,18 @@ class KafkaReader:
         self.admin = AIOKafkaAdminClient(**config, client_id="ecommerce-ops")
 
     async def __aenter__(self) -> "KafkaReader":
-        await self.admin.start()
         try:
+            await self.admin.start()
             await self.consumer.start()
             # Let the consumer's background tasks start: stopped before they ever ran, aiokafka's
             # group-less coordinator raises CancelledError from its close().
             await asyncio.sleep(0)
         except BaseException:
-            await self.admin.close()
+            # Both closed, started or not: an unclosed client complains when it is collected.
+            with suppress(Exception):
+                await self.consumer.stop()
+            with suppress(Exception):
+                await self.admin.close()
             raise
         return self
 
