@@ -9,7 +9,7 @@
 
 Kafka is read (and redriven to) as the admin principal (shared.kafka.security.admin_client_config),
 the APIs with a bearer token: --token / ECOMMERCE_TOKEN, else a development support token.
-Exit codes: 0 done, 1 a redrive refused or nothing found, 2 wrong usage.
+Exit codes: 0 done; 1 a redrive refused, nothing found, or Kafka or an API unreachable; 2 wrong usage.
 """
 
 import asyncio
