@@ -28,6 +28,7 @@ from shared.kafka.security import LOCAL_KAFKA, SecurityProtocol, client_config, 
 from shared.logging import configure_logging, get_logger
 from shared.metrics import serve_metrics
 from shared.runtime import run_until_signalled
+from shared.settings import refuse_weak_kafka_identity
 
 log = get_logger(__name__)
 
@@ -64,13 +65,9 @@ class LagExporterSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _no_development_password_in_production(self) -> "LagExporterSettings":
-        if self.environment == "production" and self.kafka_password in (
-            None,
-            development_password(self.kafka_username),
-        ):
-            raise ValueError("kafka_password is unset or the development one; set a real one in production")
-        if self.environment == "production" and self.kafka_security_protocol == "PLAINTEXT":
-            raise ValueError("kafka_security_protocol must authenticate (SASL_SSL, SASL_PLAINTEXT) in production")
+        refuse_weak_kafka_identity(
+            self.environment, self.kafka_username, self.kafka_password, self.kafka_security_protocol
+        )
         return self
 
     def kafka_client_config(self) -> dict[str, Any]:

@@ -16,6 +16,17 @@ def outside_production(value: str) -> Any:
     return Field(default_factory=lambda data: None if data.get("environment") == "production" else value)
 
 
+def refuse_weak_kafka_identity(environment: str, username: str, password: str | None, protocol: str) -> None:
+    """In production a Kafka client (a service, the lag exporter) must authenticate, with a password
+    that is set and is not the development one."""
+    if environment != "production":
+        return
+    if password in (None, development_password(username)):
+        raise ValueError("kafka_password is unset or the development one; set a real one in production")
+    if protocol == "PLAINTEXT":
+        raise ValueError("kafka_security_protocol must authenticate (SASL_SSL, SASL_PLAINTEXT) in production")
+
+
 class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
@@ -133,13 +144,9 @@ class ServiceSettings(BaseSettings):
             raise ValueError("migration_database_url uses the development password; set a real one in production")
         if self.environment == "production" and self.db_ssl in ("disable", "prefer"):
             raise ValueError("db_ssl must be require, verify-ca or verify-full in production")
-        if self.environment == "production" and self.kafka_password in (
-            None,
-            development_password(self.kafka_username),
-        ):
-            raise ValueError("kafka_password is unset or the development one; set a real one in production")
-        if self.environment == "production" and self.kafka_security_protocol == "PLAINTEXT":
-            raise ValueError("kafka_security_protocol must authenticate (SASL_SSL, SASL_PLAINTEXT) in production")
+        refuse_weak_kafka_identity(
+            self.environment, self.kafka_username, self.kafka_password, self.kafka_security_protocol
+        )
         return self
 
     @model_validator(mode="after")
