@@ -16,6 +16,9 @@ LIBS="$CACHE/libs"
 PLUGINS="$CACHE/plugins"
 RUN_DIR="${CONNECT_RUN_DIR:-$REPO/.run/connect}"
 REST_PORT="${CONNECT_REST_PORT:-8083}"
+# Loopback locally; docker-compose.yml listens on the container's network and advertises its name.
+REST_HOST="${CONNECT_REST_HOST:-127.0.0.1}"
+ADVERTISED_HOST="${CONNECT_ADVERTISED_HOST:-127.0.0.1}"
 # Modest: two cores and 4 GB are shared with three brokers, Postgres and nine service processes.
 HEAP="${CONNECT_HEAP_OPTS:--Xms128m -Xmx512m}"
 BOOTSTRAP="${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092,127.0.0.1:9094,127.0.0.1:9096}"
@@ -39,6 +42,8 @@ write_config() {
   umask 077  # it holds the principal's password
   sed -e "s#@BOOTSTRAP@#$BOOTSTRAP#g" \
       -e "s#@REST_PORT@#$REST_PORT#g" \
+      -e "s#@REST_HOST@#$REST_HOST#g" \
+      -e "s#@ADVERTISED_HOST@#$ADVERTISED_HOST#g" \
       -e "s#@PLUGIN_PATH@#$PLUGINS#g" \
       -e "s#@PASSWORD@#$PASSWORD#g" \
       "$HERE/worker.properties.template" > "$RUN_DIR/worker.properties"

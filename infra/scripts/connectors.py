@@ -12,7 +12,12 @@
                                       behind keeps the WAL forever)
 
 SVC defaults to every service. The database password of <svc>_cdc is POSTGRES_CDC_PASSWORD_<SVC>,
-else the development one (the role's name).
+else the development one (the role's name). Where Connect and the connectors reach things:
+CONNECT_REST_URL (http://127.0.0.1:8083), CONNECT_DATABASE_HOST and CONNECT_DATABASE_PORT (the local
+Postgres, 127.0.0.1:5433); docker-compose.yml sets them to its containers' names.
+
+Its REST calls use the standard library alone (urllib), so that `register` runs in a service image
+too (docker-compose.yml's connect-register job), which carries no HTTP client library.
 """
 
 import asyncio
@@ -21,11 +26,12 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from shared.kafka.acls import CONNECT_HEARTBEATS, CONNECT_STATE_TOPICS, connect_acls, grant
 from shared.kafka.security import admin_client_config
@@ -34,6 +40,8 @@ REPO = Path(__file__).resolve().parents[2]
 CONNECT_DIR = REPO / "infra" / "connect"
 SCHEMAS = {"order": "orders", "payment": "payments", "inventory": "inventory"}
 REST = os.environ.get("CONNECT_REST_URL", "http://127.0.0.1:8083")
+DB_HOST = os.environ.get("CONNECT_DATABASE_HOST", "127.0.0.1")
+DB_PORT = int(os.environ.get("CONNECT_DATABASE_PORT", "5433"))
 TOPIC_ALREADY_EXISTS = 36
 
 
@@ -104,11 +112,32 @@ def prepare_database(service: str, schema: str, *, delete_on_insert: bool = True
     )
 
 
+def _call(method: str, url: str, body: object = None, timeout: float = 30) -> tuple[int, Any]:
+    """One REST call: its status and its JSON body (None if empty, text if not JSON). An HTTP error status is
+    returned, not raised; a connection failure raises OSError (urllib.error.URLError is one)."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status, text = response.status, response.read()
+    except urllib.error.HTTPError as error:
+        status, text = error.code, error.read()
+    try:
+        return status, (json.loads(text) if text.strip() else None)
+    except ValueError:  # an error page of a proxy or a worker still starting: kept as text
+        return status, text.decode(errors="replace")
+
+
+def _ok(method: str, url: str, body: object = None, timeout: float = 30) -> Any:
+    status, result = _call(method, url, body, timeout)
+    if status >= 400:
+        raise RuntimeError(f"{method} {url} answered {status}: {json.dumps(result)[:2000]}")
+    return result
+
+
 def register(name: str, config: dict[str, str], *, rest: str = REST) -> dict[str, Any]:
     """PUT /connectors/<name>/config: creates the connector, or updates its config in place."""
-    response = httpx.put(f"{rest}/connectors/{name}/config", json=config, timeout=30)
-    response.raise_for_status()
-    result: dict[str, Any] = response.json()
+    result: dict[str, Any] = _ok("PUT", f"{rest}/connectors/{name}/config", config)
     return result
 
 
@@ -117,9 +146,9 @@ def wait_until_running(name: str, *, rest: str = REST, timeout: float = 60) -> d
     deadline = time.monotonic() + timeout
     status: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        response = httpx.get(f"{rest}/connectors/{name}/status", timeout=10)
-        if response.status_code == 200:
-            status = response.json()
+        code, body = _call("GET", f"{rest}/connectors/{name}/status", timeout=10)
+        if code == 200:
+            status = body
             tasks = status.get("tasks", [])
             if status["connector"]["state"] == "RUNNING" and tasks and all(t["state"] == "RUNNING" for t in tasks):
                 return status
@@ -133,11 +162,11 @@ def remove(name: str, slot: str, *, rest: str = REST) -> None:
     """Stop the connector, reset its offsets, delete it, then drop its slot. The offsets (in
     connect-offsets, by connector name) outlive a deleted connector: one registered again under the
     name would resume from an LSN its new slot no longer has, and fail."""
-    if httpx.get(f"{rest}/connectors/{name}", timeout=10).status_code == 200:
-        httpx.put(f"{rest}/connectors/{name}/stop", timeout=30).raise_for_status()
+    if _call("GET", f"{rest}/connectors/{name}", timeout=10)[0] == 200:
+        _ok("PUT", f"{rest}/connectors/{name}/stop")
         _until(lambda: _state(name, rest) == "STOPPED", f"connector {name} stopped")
-        httpx.delete(f"{rest}/connectors/{name}/offsets", timeout=30).raise_for_status()
-        httpx.delete(f"{rest}/connectors/{name}", timeout=30).raise_for_status()
+        _ok("DELETE", f"{rest}/connectors/{name}/offsets")
+        _ok("DELETE", f"{rest}/connectors/{name}")
     drop = f"""
         SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
         WHERE slot_name = '{slot}' AND NOT active"""
@@ -151,14 +180,14 @@ def remove(name: str, slot: str, *, rest: str = REST) -> None:
 
 def _rest_answers() -> bool:
     try:
-        return httpx.get(f"{REST}/", timeout=2).status_code == 200
-    except httpx.HTTPError:
+        return _call("GET", f"{REST}/", timeout=2)[0] == 200
+    except OSError:  # not listening yet
         return False
 
 
 def _state(name: str, rest: str) -> str | None:
-    response = httpx.get(f"{rest}/connectors/{name}/status", timeout=10)
-    return str(response.json()["connector"]["state"]) if response.status_code == 200 else None
+    code, status = _call("GET", f"{rest}/connectors/{name}/status", timeout=10)
+    return str(status["connector"]["state"]) if code == 200 else None
 
 
 def _until(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
@@ -191,11 +220,10 @@ def _superuser_sql(sql: str) -> str:
 def print_status(services: Sequence[str]) -> None:
     lags = slot_lag_bytes()
     for service in services:
-        response = httpx.get(f"{REST}/connectors/{connector_name(service)}/status", timeout=10)
-        if response.status_code == 404:
+        code, status = _call("GET", f"{REST}/connectors/{connector_name(service)}/status", timeout=10)
+        if code == 404:
             print(f"{connector_name(service):20} not registered")
             continue
-        status = response.json()
         tasks = ", ".join(t["state"] for t in status["tasks"]) or "no task"
         lag = lags.get(slot_name(service))
         print(
@@ -220,7 +248,8 @@ def main(argv: list[str]) -> int:
     elif command == "register":
         _until(_rest_answers, f"Connect's REST API answers on {REST}", timeout=180)  # a worker just started
         for service in services:
-            register(connector_name(service), connector_config(service, SCHEMAS[service]))
+            config = connector_config(service, SCHEMAS[service], db_host=DB_HOST, db_port=DB_PORT)
+            register(connector_name(service), config)
             wait_until_running(connector_name(service))
             print(f"connect: {connector_name(service)} running")
     elif command == "status":

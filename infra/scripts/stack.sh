@@ -9,6 +9,11 @@
 #   stack.sh status    what runs where: ports, pids, health
 #   stack.sh logs      follow every process's log
 #   stack.sh scale-out a second worker and a standby relay per service (scale-in stops them)
+#
+# RELAY=builtin|debezium chooses who moves each outbox to Kafka (docs/runbook.md, "Choosing the
+# relay"): the services' own relays (builtin, the default), or Kafka Connect with one Debezium
+# connector per service. `up` records the mode of the running stack in .run/relay-mode; later
+# commands without RELAY use it, and `up` refuses another mode until `down`.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -21,6 +26,17 @@ SERVICES=(order payment inventory)
 declare -A API_PORT=([order]=8001 [payment]=8002 [inventory]=8003)
 PROMETHEUS_URL=http://127.0.0.1:9090
 LAG_EXPORTER_PORT=9150
+RELAY_MODE_FILE=.run/relay-mode
+
+# The relay mode: RELAY if given, else the running stack's, else builtin.
+running_mode() { cat "$RELAY_MODE_FILE" 2>/dev/null || echo builtin; }
+RELAY="${RELAY:-$(running_mode)}"
+case "$RELAY" in
+  builtin | debezium) ;;
+  *) echo "stack: RELAY must be builtin or debezium, not '$RELAY'" >&2; exit 2 ;;
+esac
+export RELAY                       # kafka.sh: the connect principal's SCRAM user (debezium only)
+export LAG_EXPORTER_RELAY="$RELAY" # the lag exporter's relay_mode metric gates the relay alerts
 
 supervisor_running() { [ -S .run/supervisor.sock ] && "${CTL[@]}" pid >/dev/null 2>&1; }
 
@@ -51,10 +67,12 @@ migrate() {
   done
 }
 
+# Under RELAY=debezium the relays are not started: Kafka Connect publishes the outboxes.
 start_services() {
-  local svc programs=()
+  local svc role roles=(api relay worker) programs=()
+  [ "$RELAY" = debezium ] && roles=(api worker)
   for svc in "${SERVICES[@]}"; do
-    for role in api relay worker; do
+    for role in "${roles[@]}"; do
       [ -x ".venv/bin/$svc-$role" ] && programs+=("services:$svc-$role")
     done
   done
@@ -75,23 +93,51 @@ start_monitoring() {
   "$PY" infra/scripts/wait_ready.py --prometheus
 }
 
+# RELAY=debezium: Kafka Connect under the supervisor (group cdc) and a connector per service, each
+# step idempotent. The relays are stopped first: a connector and a relay on the same outbox would
+# both publish every event, and `prepare` makes each row vanish as it is inserted.
+start_debezium() {
+  local svc relays=()
+  for svc in "${SERVICES[@]}"; do relays+=("services:$svc-relay"); done
+  "${CTL[@]}" stop "${relays[@]}" >/dev/null 2>&1 || true
+  bash infra/connect/connect.sh install
+  "$PY" infra/scripts/connectors.py provision
+  "$PY" infra/scripts/connectors.py prepare
+  "${CTL[@]}" update cdc >/dev/null  # a supervisord started before this group existed
+  "${CTL[@]}" start cdc:connect | grep -v 'already started' || true
+  "$PY" infra/scripts/connectors.py register
+}
+
+# A running stack keeps its mode: switching skips the events unpublished at the switch (the
+# connectors start at the WAL's current position), so it goes through `down` (docs/runbook.md).
+check_mode() {
+  if supervisor_running && [ "$(running_mode)" != "$RELAY" ]; then
+    echo "stack: the stack runs with RELAY=$(running_mode); make down first to switch to RELAY=$RELAY" >&2
+    exit 1
+  fi
+}
+
 up() {
+  check_mode
   "$PY" infra/scripts/dev_keys.py .run/keys  # the development keys, once (kept across restarts)
   up_infra
+  echo "$RELAY" > "$RELAY_MODE_FILE"
   migrate
   start_services
+  [ "$RELAY" = debezium ] && start_debezium
   start_monitoring
 }
 
 down() {
   if supervisor_running; then
     echo "stack: stopping services, then brokers"
-    "${CTL[@]}" stop monitoring:* scale-out:* services:* >/dev/null || true
+    "${CTL[@]}" stop monitoring:* cdc:* scale-out:* services:* >/dev/null || true
     "${CTL[@]}" stop kafka:* >/dev/null || true
     "${CTL[@]}" shutdown >/dev/null || true
     for _ in $(seq 1 60); do [ -S .run/supervisor.sock ] && [ -f .run/supervisord.pid ] && sleep 0.5 || break; done
   fi
   bash infra/postgres/postgres.sh down
+  rm -f "$RELAY_MODE_FILE"
   echo "stack: down"
 }
 
@@ -106,9 +152,12 @@ status() {
         services:*-api) svc=${name#services:}; svc=${svc%-api}; port="http://127.0.0.1:${API_PORT[$svc]}" ;;
         monitoring:prometheus) port="$PROMETHEUS_URL" ;;
         monitoring:lag-exporter) port="http://127.0.0.1:$LAG_EXPORTER_PORT/metrics" ;;
+        cdc:connect) port="$(bash infra/connect/connect.sh rest)" ;;
       esac
       printf '%-26s %-9s %-24s %s\n' "$name" "$state" "$port" "$rest"
     done
+    echo "relay: $RELAY"
+    if [ "$RELAY" = debezium ]; then "$PY" infra/scripts/connectors.py status || true; fi
     "$PY" infra/scripts/wait_ready.py --report
   else
     echo "supervisord not running: Kafka and services are stopped"

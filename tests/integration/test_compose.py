@@ -133,6 +133,11 @@ def monitoring_programs() -> set[str]:
     return set(supervisord_conf()["group:monitoring"]["programs"].split(","))
 
 
+def cdc_programs() -> set[str]:
+    """Kafka Connect, the Debezium relay (RELAY=debezium)."""
+    return set(supervisord_conf()["group:cdc"]["programs"].split(","))
+
+
 # --- the file itself ---------------------------------------------------------------------------
 
 
@@ -292,11 +297,13 @@ def test_every_process_of_supervisord_conf_is_a_compose_service_with_the_same_co
 
     for program, command in programs.items():
         assert program in services, f"{program} runs locally but not in compose"
-        # Brokers and Prometheus run their images' own commands (checked below).
-        if not program.startswith("kafka-") and program != "prometheus":
+        # Brokers and Prometheus run their images' own commands, Connect the same script (checked below).
+        if not program.startswith("kafka-") and program not in {"prometheus", "connect"}:
             assert command_of(services[program]) == [PurePosixPath(command).name]
     service_processes = {name for name in services if name.rsplit("-", 1)[-1] in ROLES}
-    assert service_processes == {p for p in programs if not p.startswith("kafka-")} - monitoring_programs()
+    assert service_processes == (
+        {p for p in programs if not p.startswith("kafka-")} - monitoring_programs() - cdc_programs()
+    )
 
 
 def test_each_scaled_out_process_is_a_second_instance_of_a_compose_service_that_compose_can_scale(services):
@@ -758,3 +765,124 @@ def test_the_dashboard_and_its_provisioning_agree_with_compose(services, dashboa
     assert prometheus["url"] == "http://prometheus:9090" and "prometheus" in services
     assert mounts["./infra/monitoring/grafana/dashboards"] == provider["options"]["path"]
     assert mounts["./infra/monitoring/grafana/provisioning"] == "/etc/grafana/provisioning"
+
+
+# --- The relay: RELAY=builtin|debezium (stack.sh) is COMPOSE_PROFILES=builtin|debezium ----------------
+
+CONNECT_ROOT = PurePosixPath("/opt/ecommerce")  # the repository's layout, for connect.sh's paths
+DEBEZIUM_SERVICES = {"connect-jars", "connect-scram", "connect-provision", "cdc-prepare", "connect", "connect-register"}
+
+
+def connectors_script():
+    spec = importlib.util.spec_from_file_location("connectors", REPO / "infra/scripts/connectors.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def connect_sh(variable: str) -> str:
+    """A variable's default in infra/connect/connect.sh (`NAME="${OVERRIDE:-default}"`)."""
+    match = re.search(rf'^{variable}="\$\{{(\w+):-([^}}]*)\}}"(?:\s+#.*)?$', read("infra/connect/connect.sh"), re.M)
+    assert match, f"{variable} not found in connect.sh"
+    return match.group(2)
+
+
+def test_the_relays_run_under_the_builtin_profile_and_connect_under_the_debezium_one(services):
+    profiles = {name: tuple(service.get("profiles", ())) for name, service in services.items()}
+
+    assert {name for name, p in profiles.items() if p == ("builtin",)} == {f"{svc}-relay" for svc in SERVICES}
+    assert {name for name, p in profiles.items() if p == ("debezium",)} == DEBEZIUM_SERVICES
+    assert {name for name, p in profiles.items() if p and p not in {("builtin",), ("debezium",)}} == set()
+
+
+def test_plain_docker_compose_up_runs_the_builtin_relay_from_the_env_file():
+    env = dict(line.split("=", 1) for line in read(".env").splitlines() if line.strip() and not line.startswith("#"))
+
+    assert env == {"COMPOSE_PROFILES": "builtin"}
+    assert 'RELAY="${RELAY:-$(running_mode)}"' in read("infra/scripts/stack.sh")
+    assert 'running_mode() { cat "$RELAY_MODE_FILE" 2>/dev/null || echo builtin; }' in read("infra/scripts/stack.sh")
+
+
+def test_connect_runs_the_local_workers_script_and_template_on_the_port_of_the_local_stack(services):
+    connect = services["connect"]
+    local = supervisord_conf()["program:connect"]["command"]
+    mounts_of = dict(volume.split(":")[:2] for volume in connect["volumes"])
+
+    assert local == "bash %(ENV_REPO)s/infra/connect/connect.sh worker"
+    assert command_of(connect) == ["bash", str(CONNECT_ROOT / "infra/connect/connect.sh"), "worker"]
+    assert mounts_of["./infra/connect"] == str(CONNECT_ROOT / "infra/connect")  # worker.properties.template
+    # connect.sh's jars are under <repo>/.cache/connect: the volume connect-jars resolved them into.
+    assert mounts_of["connect-jars"] == str(CONNECT_ROOT / ".cache")
+    assert command_of(services["connect-jars"]) == ["bash", str(CONNECT_ROOT / "infra/connect/connect.sh"), "install"]
+    assert 'CACHE="$REPO/.cache/connect"' in read("infra/connect/connect.sh")
+    port = connect_sh("REST_PORT")
+    assert connect["ports"] == [f"127.0.0.1:{port}:{port}"]
+    assert connect["depends_on"].keys() == {"connect-jars", "connect-scram", "connect-provision"}
+
+
+def test_connect_authenticates_as_the_connect_principal_through_the_internal_listeners(services):
+    environment = services["connect"]["environment"]
+    internal = {listeners(services[b]["environment"]["KAFKA_ADVERTISED_LISTENERS"])["SASL_PLAINTEXT"] for b in BROKERS}
+    template = read("infra/connect/worker.properties.template")
+
+    assert set(environment["KAFKA_BOOTSTRAP_SERVERS"].split(",")) == internal
+    assert environment["KAFKA_CONNECT_PASSWORD"] == development_password("connect") == connect_sh("PASSWORD")
+    assert (environment["CONNECT_REST_HOST"], environment["CONNECT_ADVERTISED_HOST"]) == ("0.0.0.0", "connect")
+    assert "listeners=http://@REST_HOST@:@REST_PORT@" in template
+    assert 'username="connect" password="@PASSWORD@"' in template
+    assert all(
+        f"{name}.replication.factor=3" in template for name in ("config.storage", "offset.storage", "status.storage")
+    )
+
+
+def test_the_connect_principal_is_created_only_under_the_debezium_relay_as_locally(services):
+    job = services["connect-scram"]
+
+    assert '[ "${RELAY:-builtin}" = debezium ] && SCRAM_PRINCIPALS+=(connect)' in read("infra/kafka/kafka.sh")
+    assert "connect" not in re.search(r"for principal in ([\w ]+); do", read("infra/kafka/compose-broker.sh")).group(1)
+    assert "--entity-name connect" in read("infra/connect/compose-scram-user.sh")
+    assert job["image"] == services["kafka-1"]["image"]
+    assert job["environment"]["KAFKA_CONNECT_PASSWORD"] == development_password("connect")
+    assert job["environment"]["KAFKA_ADMIN_PASSWORD"] == admin_password()
+
+
+def test_the_debezium_setup_jobs_run_the_steps_of_stack_sh_with_the_same_files(services):
+    stack = read("infra/scripts/stack.sh")
+    dockerfile = read("Dockerfile")
+    prepare = " ".join(command_of(services["cdc-prepare"]))
+    pairs = dict(pair.split(":") for pair in re.search(r"for pair in ([\w: ]+); do", prepare).group(1).split())
+
+    for step in ("provision", "prepare", "register"):
+        assert f'"$PY" infra/scripts/connectors.py {step}' in stack
+    assert command_of(services["connect-provision"]) == ["python", "infra/scripts/connectors.py", "provision"]
+    assert command_of(services["connect-register"]) == ["python", "infra/scripts/connectors.py", "register"]
+    assert "COPY infra/scripts/connectors.py infra/scripts/" in dockerfile
+    assert "COPY infra/connect/connector.json infra/connect/" in dockerfile
+    assert pairs == connectors_script().SCHEMAS
+    assert "-v delete_on_insert=on" in prepare  # connectors.py prepare's default
+    assert "./infra/connect/outbox_cdc.sql:/opt/ecommerce/outbox_cdc.sql:ro" in services["cdc-prepare"]["volumes"]
+    assert depends_on(services["cdc-prepare"]) == {
+        f"{svc}-migrate": "service_completed_successfully" for svc in SERVICES
+    }
+
+
+def test_the_connectors_are_registered_with_the_addresses_of_the_compose_network(services):
+    environment = services["connect-register"]["environment"]
+    script = connectors_script()
+
+    assert environment["CONNECT_REST_URL"] == f"http://connect:{connect_sh('REST_PORT')}"
+    assert (environment["CONNECT_DATABASE_HOST"], environment["CONNECT_DATABASE_PORT"]) == ("postgres", "5432")
+    assert (script.DB_HOST, script.DB_PORT) == ("127.0.0.1", 5433)  # the local stack's, without them
+    assert depends_on(services["connect-register"]) == {
+        "connect": "service_started",  # register waits for the REST API itself
+        "cdc-prepare": "service_completed_successfully",
+    }
+
+
+def test_the_lag_exporter_knows_the_relay_and_reads_the_slots_as_the_monitor_role(services):
+    environment = services["lag-exporter"]["environment"]
+
+    assert environment["LAG_EXPORTER_RELAY"] == "${COMPOSE_PROFILES:-builtin}"
+    assert environment["LAG_EXPORTER_DATABASE_URL"] == "postgresql://monitor:monitor@postgres:5432/ecommerce"
+    assert depends_on(services["lag-exporter"])["postgres"] == "service_healthy"
+    assert 'export LAG_EXPORTER_RELAY="$RELAY"' in read("infra/scripts/stack.sh")
