@@ -77,3 +77,10 @@ ALTER ROLE order_svc SET search_path = orders;
 ALTER ROLE payment_svc SET search_path = payments;
 ALTER ROLE inventory_svc SET search_path = inventory;
 COMMIT;
+
+-- The lag exporter's role (shared.lag_exporter): each replication slot's lag, the Debezium relay's
+-- safety net. pg_replication_slots and pg_current_wal_lsn() are readable by every role, so CONNECT
+-- is all it gets: no schema, no table, not pg_monitor (which would let it read every session's query).
+SELECT 'CREATE ROLE monitor LOGIN PASSWORD ''monitor'''
+WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'monitor') \gexec
+GRANT CONNECT ON DATABASE ecommerce TO monitor;

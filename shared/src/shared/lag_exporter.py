@@ -9,6 +9,14 @@ outside, as the `monitor` principal, which may describe the groups and topics an
 A failed round (a broker outage, a timeout) is logged and the last values stay served, with
 `lag_exporter_last_success_timestamp_seconds` telling how old they are; the next round starts new
 clients. SIGTERM stops it between rounds.
+
+Two more things the alerts need, both about the outbox's relay:
+- `outbox_relay_mode{relay}`: which relay the deployment runs (RELAY=builtin|debezium, set by
+  stack.sh and compose). Under debezium there are no relay processes, so the alerts on them
+  (RelayLeadersNotOne, OutboxBacklogOld, their TargetDown) are silenced by it.
+- With `database_url` set, each replication slot's lag in bytes and whether it is active
+  (shared.replication_slots), every round; unset, no slot metrics. A failed slot measurement is
+  logged and leaves the Kafka measurements alone (and the other way round).
 """
 
 import asyncio
@@ -27,6 +35,7 @@ from shared.kafka.lag import SERVICE_GROUPS, LagProbe, PartitionLag
 from shared.kafka.security import LOCAL_KAFKA, SecurityProtocol, client_config, development_password
 from shared.logging import configure_logging, get_logger
 from shared.metrics import serve_metrics
+from shared.replication_slots import SlotLag, SlotProbe
 from shared.runtime import run_until_signalled
 from shared.settings import refuse_weak_kafka_identity
 
@@ -63,11 +72,20 @@ class LagExporterSettings(BaseSettings):
     # A round that takes longer (a broker that accepts connections but does not answer) is abandoned.
     round_timeout_s: float = Field(default=30.0, gt=0)
 
+    # Who publishes the outboxes (stack.sh's RELAY, compose's COMPOSE_PROFILES): served as
+    # outbox_relay_mode, which gates the alerts on the built-in relays.
+    relay: Literal["builtin", "debezium"] = "builtin"
+    # A libpq URL (postgresql://monitor:...@host:port/ecommerce) to read the replication slots' lag;
+    # None: no slot metrics. The role needs CONNECT alone (infra/postgres/init.sql's `monitor`).
+    database_url: str | None = None
+
     @model_validator(mode="after")
     def _no_development_password_in_production(self) -> "LagExporterSettings":
         refuse_weak_kafka_identity(
             self.environment, self.kafka_username, self.kafka_password, self.kafka_security_protocol
         )
+        if self.environment == "production" and self.database_url and ":monitor@" in self.database_url:
+            raise ValueError("database_url uses the development password; set a real one in production")
         return self
 
     def kafka_client_config(self) -> dict[str, Any]:
@@ -107,8 +125,27 @@ class LagGauges:
         self.round_seconds = Gauge(
             "lag_exporter_round_seconds", "How long the last successful round took", registry=registry
         )
+        self.relay_mode = Gauge(
+            "outbox_relay_mode",
+            "1 for the relay that publishes the outboxes: builtin (the services' relays) or debezium",
+            ["relay"],
+            registry=registry,
+        )
+        self.slot_lag = Gauge(
+            "pg_replication_slot_lag_bytes",
+            "WAL the replication slot holds back: from its confirmed position to the current one, in bytes",
+            ["slot"],
+            registry=registry,
+        )
+        self.slot_active = Gauge(
+            "pg_replication_slot_active",
+            "1 while a consumer (a Debezium connector's task) is attached to the replication slot",
+            ["slot"],
+            registry=registry,
+        )
         self._lag_series: set[tuple[str, str, str]] = set()
         self._end_series: set[tuple[str, str]] = set()
+        self._slots: set[str] = set()
 
     def publish(self, lags: list[PartitionLag], ends: dict[TopicPartition, int]) -> None:
         lag_series = set()
@@ -129,16 +166,33 @@ class LagGauges:
             self.end_offset.remove(*end_labels)
         self._lag_series, self._end_series = lag_series, end_series
 
+    def publish_relay_mode(self, relay: str) -> None:
+        self.relay_mode.labels(relay).set(1)
+
+    def publish_slots(self, slots: list[SlotLag]) -> None:
+        """Every slot that exists now; a dropped slot's series are removed."""
+        for slot in slots:
+            self.slot_lag.labels(slot.slot).set(slot.lag_bytes)
+            self.slot_active.labels(slot.slot).set(1 if slot.active else 0)
+        current = {slot.slot for slot in slots}
+        for gone in self._slots - current:
+            self.slot_lag.remove(gone)
+            self.slot_active.remove(gone)
+        self._slots = current
+
 
 async def export_lag(
     settings: LagExporterSettings, gauges: LagGauges, stop: asyncio.Event, *, rounds: int | None = None
 ) -> None:
     """Measure and publish every `interval_s` until `stop` is set (or after `rounds`, for a test)."""
     probe: LagProbe | None = None
+    slots = SlotProbe(settings.database_url) if settings.database_url else None
     done = 0
     try:
         while not stop.is_set():
             started = time.monotonic()
+            if slots is not None:
+                await _measure_slots(slots, gauges, settings.round_timeout_s)
             try:
                 if probe is None:
                     probe = LagProbe(settings.kafka_client_config())
@@ -168,6 +222,16 @@ async def export_lag(
     finally:
         if probe is not None:
             await _close_quietly(probe)
+        if slots is not None:
+            await slots.close()
+
+
+async def _measure_slots(slots: SlotProbe, gauges: LagGauges, timeout_s: float) -> None:
+    try:
+        async with asyncio.timeout(timeout_s):
+            gauges.publish_slots(await slots.measure())
+    except Exception as exc:  # the database may be down while Kafka is not: its values stay as they were
+        log.warning("replication slot round failed; serving the last values", error=repr(exc))
 
 
 async def _close_quietly(probe: LagProbe) -> None:
@@ -182,5 +246,12 @@ def main() -> None:
     configure_logging("monitoring", "lag-exporter", level=settings.log_level, fmt=settings.log_format)
     serve_metrics(settings.metrics_port, settings.metrics_host)
     gauges = LagGauges()
-    log.info("lag exporter started", groups=list(settings.groups), interval_s=settings.interval_s)
+    gauges.publish_relay_mode(settings.relay)
+    log.info(
+        "lag exporter started",
+        groups=list(settings.groups),
+        interval_s=settings.interval_s,
+        relay=settings.relay,
+        replication_slots=settings.database_url is not None,
+    )
     run_until_signalled(lambda stop: export_lag(settings, gauges, stop))
