@@ -169,7 +169,12 @@ logs() { tail -n 20 -F .run/logs/*.log; }
 scale_out() {
   supervisor_running || { echo "stack: not running; make up first" >&2; exit 1; }
   "${CTL[@]}" update scale-out >/dev/null  # a supervisord started before this group existed
-  "${CTL[@]}" start scale-out:* | grep -v 'already started' || true
+  if [ "$RELAY" = debezium ]; then  # the second workers only: no relay runs in this mode
+    "${CTL[@]}" start scale-out:order-worker-2 scale-out:payment-worker-2 scale-out:inventory-worker-2 \
+      | grep -v 'already started' || true
+  else
+    "${CTL[@]}" start scale-out:* | grep -v 'already started' || true
+  fi
   "$PY" infra/scripts/wait_ready.py
 }
 
