@@ -714,6 +714,8 @@ def panel_queries(dashboard: dict) -> dict[str, list[str]]:
         ("Controllers and offline partitions", "kafka_controller_offline_partitions"),
         ("Broker bytes in and out", "kafka_server_bytes_in_total"),
         ("Request total time p99", "kafka_network_request_total_time_ms"),
+        ("Replication slot lag", "pg_replication_slot_lag_bytes"),
+        ("Replication slots active", "pg_replication_slot_active"),
     ],
 )
 def test_the_dashboard_has_a_panel_for_each_signal_of_the_system(dashboard, panel, query):
