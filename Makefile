@@ -10,6 +10,7 @@ help:
 	@echo "make run               install, start everything, place demo orders, follow the logs (Ctrl-C stops)"
 	@echo "make test              install, start what tests need, run every test"
 	@echo "make up | down | status start in the background / stop / show what runs where, with health and Prometheus (:9090)"
+	@echo "RELAY=debezium make up the outboxes published by Kafka Connect + Debezium (:8083) instead of the relays; switch through make down"
 	@echo "make up-infra          only Postgres and the Kafka brokers (what the integration tests need)"
 	@echo "make logs | demo       follow every process's log / place the demo orders on a running stack"
 	@echo "make scale-out | scale-in   a second worker and a standby relay per service / stop them"
