@@ -253,6 +253,9 @@ def main(argv: list[str]) -> int:
             wait_until_running(connector_name(service))
             print(f"connect: {connector_name(service)} running")
     elif command == "status":
+        if not _rest_answers():
+            print(f"Kafka Connect does not answer on {REST} (.run/logs/connect.log)", file=sys.stderr)
+            return 1
         print_status(services)
     elif command == "remove" and argv[1:]:
         for service in services:
