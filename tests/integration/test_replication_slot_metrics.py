@@ -65,7 +65,9 @@ async def test_a_slot_nobody_reads_is_served_inactive_with_the_wal_written_since
     settings = LagExporterSettings(kafka_bootstrap_servers=bootstrap_servers, database_url=local_monitor_url())
     superuser_sql(f"SELECT pg_create_logical_replication_slot('{TEST_SLOT}', 'pgoutput')")
     try:
-        superuser_sql(f"SELECT pg_logical_emit_message(false, 'lag-exporter-test', repeat('x', {WAL_WRITTEN}))")
+        # Transactional, so its commit writes the WAL out: pg_current_wal_lsn() is the written end; a
+        # non-transactional message may still sit in the WAL buffers when the exporter measures.
+        superuser_sql(f"SELECT pg_logical_emit_message(true, 'lag-exporter-test', repeat('x', {WAL_WRITTEN}))")
 
         await export_lag(settings, gauges, asyncio.Event(), rounds=1)
 
