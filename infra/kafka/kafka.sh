@@ -145,8 +145,10 @@ tool() {
     get-offsets) cls=org.apache.kafka.tools.GetOffsetShell ;;
     delete-records) cls=org.apache.kafka.tools.DeleteRecordsCommand ;;
     acls) cls=org.apache.kafka.tools.AclCommand ;;
+    leader-election) cls=org.apache.kafka.tools.LeaderElectionCommand ;;
     *) echo "unknown tool '$name' (topics, consumer-groups, console-consumer, console-producer," \
-            "producer-perf-test, consumer-perf-test, configs, metadata-quorum, get-offsets, delete-records, acls)" >&2
+            "producer-perf-test, consumer-perf-test, configs, metadata-quorum, get-offsets, delete-records, acls," \
+            "leader-election)" >&2
        exit 2 ;;
   esac
   install
