@@ -10,6 +10,9 @@
     connectors.py status              each connector's and task's state, and each slot's lag in bytes
     connectors.py remove SVC          delete the connector, then its replication slot (a slot left
                                       behind keeps the WAL forever)
+    connectors.py retire [SVC ...]    as the Postgres superuser: drop the delete-on-insert trigger, so
+                                      the built-in relay finds the rows it must publish (make up runs
+                                      it under RELAY=builtin); says which slots still hold WAL
 
 SVC defaults to every service. The database password of <svc>_cdc is POSTGRES_CDC_PASSWORD_<SVC>,
 else the development one (the role's name). Where Connect and the connectors reach things:
@@ -110,6 +113,16 @@ def prepare_database(service: str, schema: str, *, delete_on_insert: bool = True
         check=True,
         env={**os.environ, "PGOPTIONS": "-c client_min_messages=warning"},
     )
+
+
+def retire_database(service: str, schema: str) -> bool:
+    """Give the outbox back to the built-in relay: without Connect, delete-on-insert would delete every
+    event as it is written and nothing would publish it. The rest of the CDC setup stays (the header
+    columns and their trigger, the publication, the role): harmless to the built-in relay, and a later
+    switch back finds its slot's stream whole. Whether the service's slot still exists: it holds the
+    WAL while no connector reads it (docs/runbook.md, "Choosing the relay")."""
+    _superuser_sql(f"DROP TRIGGER IF EXISTS outbox_delete_inserted ON {schema}.outbox")
+    return _superuser_sql(f"SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{slot_name(service)}'") != "0"
 
 
 def _call(method: str, url: str, body: object = None, timeout: float = 30) -> tuple[int, Any]:
@@ -257,6 +270,14 @@ def main(argv: list[str]) -> int:
             print(f"Kafka Connect does not answer on {REST} (.run/logs/connect.log)", file=sys.stderr)
             return 1
         print_status(services)
+    elif command == "retire":
+        for service in services:
+            if retire_database(service, SCHEMAS[service]):
+                print(
+                    f"connect: {service}'s outbox is the built-in relay's; its slot {slot_name(service)} still holds"
+                    " the WAL: once Connect has published what it holds, `connectors.py remove` it",
+                    file=sys.stderr,
+                )
     elif command == "remove" and argv[1:]:
         for service in services:
             remove(connector_name(service), slot_name(service))
