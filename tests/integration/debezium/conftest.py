@@ -9,18 +9,26 @@ first (a forgotten slot holds the WAL forever).
 """
 
 import os
+import signal
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 import httpx
+import orjson
 import pytest
+from aiokafka import ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from shared.events.base import Envelope
+from shared.events.inventory import StockReleased
+from shared.events.order import OrderLine
 from shared.kafka.acls import connect_acls, grant
+from shared.outbox.writer import INSERT_ROWS, outbox_row
 
 REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO / "infra/scripts"))
@@ -53,27 +61,55 @@ def rest_answers() -> bool:
         return False
 
 
-@pytest.fixture(scope="session")
-def connect_worker() -> Iterator[str]:
-    """Connect's REST address: the running worker's, or one started here (its log in .run/logs)."""
-    if rest_answers():
-        yield connectors.REST
-        return
-    log = (REPO / ".run/logs/connect-tests.log").open("ab")
-    worker = subprocess.Popen(
-        ["bash", str(REPO / "infra/connect/connect.sh"), "worker"], stdout=log, stderr=log, start_new_session=True
-    )
-    try:
-        deadline = time.monotonic() + 180
+class ConnectWorker:
+    """A Kafka Connect worker these tests started (`owned`), which they may kill and start again, or
+    the one already running on 127.0.0.1:8083, which they leave alone."""
+
+    def __init__(self, owned: bool) -> None:
+        self.owned = owned
+        self.rest = connectors.REST
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 180) -> None:
+        """Start the worker (`connect.sh worker` execs the JVM: the process is the worker) and wait
+        for its REST API."""
+        with (REPO / ".run/logs/connect-tests.log").open("ab") as log:
+            self._process = subprocess.Popen(
+                ["bash", str(REPO / "infra/connect/connect.sh"), "worker"],
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
         while not rest_answers():
-            if worker.poll() is not None or time.monotonic() > deadline:
+            if self._process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("the Connect worker did not start: see .run/logs/connect-tests.log")
             time.sleep(0.5)
-        yield connectors.REST
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no last offset commit, as a crashed machine or the OOM killer."""
+        assert self._process is not None and self.owned
+        os.killpg(self._process.pid, signal.SIGKILL)
+        self._process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            self._process.wait(timeout=60)
+
+
+@pytest.fixture(scope="session")
+def connect_worker() -> Iterator[ConnectWorker]:
+    """The running worker on 127.0.0.1:8083, or one started here (its log in .run/logs)."""
+    if rest_answers():
+        yield ConnectWorker(owned=False)
+        return
+    worker = ConnectWorker(owned=True)
+    worker.start()
+    try:
+        yield worker
     finally:
-        worker.terminate()
-        worker.wait(timeout=60)
-        log.close()
+        worker.stop()
 
 
 @pytest.fixture(scope="session")
@@ -113,7 +149,7 @@ class Connector:
 
 @pytest.fixture(scope="session")
 async def cdc_connector(
-    connect_worker: str, cdc_outbox: str, kafka_admin: AIOKafkaAdminClient
+    connect_worker: ConnectWorker, cdc_outbox: str, kafka_admin: AIOKafkaAdminClient
 ) -> AsyncIterator[Connector]:
     """The test outbox's connector, running, with a scratch topic the connect principal may write."""
     await connectors.provision_kafka()  # Connect's topics (the heartbeats') and ACLs, as make test-debezium does
@@ -128,3 +164,35 @@ async def cdc_connector(
     finally:
         connectors.remove(name, connectors.slot_name(SERVICE))
         await kafka_admin.delete_topics([topic])
+
+
+def released(**metadata: object) -> Envelope:
+    lines = (OrderLine(sku="WIDGET", quantity=4),)
+    return Envelope(event=StockReleased(order_id=uuid.uuid4(), items=lines), source="inventory", **metadata)  # type: ignore[arg-type]
+
+
+async def insert_envelopes(conn: asyncpg.Connection, topic: str, envelopes: Sequence[Envelope]) -> None:
+    """The outbox rows the writer makes (shared.outbox.writer), addressed to the test's topic, in one
+    statement (its own transaction unless the caller opened one)."""
+    rows = [outbox_row(envelope) | {"topic": topic} for envelope in envelopes]
+    await conn.execute(
+        INSERT_ROWS,
+        [row["event_id"] for row in rows],
+        [row["event_type"] for row in rows],
+        [row["topic"] for row in rows],
+        [row["key"] for row in rows],
+        [row["value"] for row in rows],
+        [orjson.dumps(row["headers"]).decode() for row in rows],
+    )
+
+
+async def write_to_outbox(dsn: str, topic: str, *envelopes: Envelope) -> None:
+    conn = await asyncpg.connect(dsn, server_settings={"search_path": SCHEMA})
+    try:
+        await insert_envelopes(conn, topic, envelopes)
+    finally:
+        await conn.close()
+
+
+def event_id_of(record: ConsumerRecord) -> str:
+    return bytes(dict(record.headers)["eventId"]).decode()

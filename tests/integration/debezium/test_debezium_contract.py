@@ -13,45 +13,18 @@ import uuid
 from collections import defaultdict
 
 import asyncpg
-import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from conftest import SCHEMA, SERVICE, Connector, connectors
+from conftest import SCHEMA, SERVICE, Connector, connectors, event_id_of, released, write_to_outbox
 from shared.events.base import Envelope
 from shared.events.codec import decode
-from shared.events.inventory import StockReleased
-from shared.events.order import OrderLine
 from shared.kafka.security import admin_client_config, as_admin
 from shared.outbox.relay import OutboxRelay
-from shared.outbox.writer import INSERT_ROWS, outbox_row
 from shared.settings import ServiceSettings
 
 pytestmark = [pytest.mark.infra, pytest.mark.debezium]
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-
-
-def released(**metadata: object) -> Envelope:
-    lines = (OrderLine(sku="WIDGET", quantity=4),)
-    return Envelope(event=StockReleased(order_id=uuid.uuid4(), items=lines), source="inventory", **metadata)  # type: ignore[arg-type]
-
-
-async def write_to_outbox(dsn: str, topic: str, *envelopes: Envelope) -> None:
-    """The outbox rows the writer makes (shared.outbox.writer), addressed to the test's topic."""
-    rows = [outbox_row(envelope) | {"topic": topic} for envelope in envelopes]
-    conn = await asyncpg.connect(dsn, server_settings={"search_path": SCHEMA})
-    try:
-        await conn.execute(
-            INSERT_ROWS,
-            [row["event_id"] for row in rows],
-            [row["event_type"] for row in rows],
-            [row["topic"] for row in rows],
-            [row["key"] for row in rows],
-            [row["value"] for row in rows],
-            [orjson.dumps(row["headers"]).decode() for row in rows],
-        )
-    finally:
-        await conn.close()
 
 
 async def relay_builtin(dsn: str, *envelopes: Envelope) -> None:
@@ -102,10 +75,6 @@ async def read_records(topic: str, event_ids: set[str], count: int, timeout: flo
         return records
     finally:
         await consumer.stop()
-
-
-def event_id_of(record: ConsumerRecord) -> str:
-    return bytes(dict(record.headers)["eventId"]).decode()
 
 
 async def test_an_event_comes_out_of_either_relay_with_the_same_topic_key_value_and_headers(
