@@ -16,7 +16,7 @@ help:
 	@echo "make scale-out | scale-in   a second worker and a standby relay per service / stop them"
 	@echo "make test-unit | test-integration | test-e2e   one test layer"
 	@echo "make test-debezium     the Debezium relay's tests (not in make test yet; starts Kafka Connect if it is not running)"
-	@echo "make bench             relay throughput vs a plain producer; the saga under open-loop load"
+	@echo "make bench             relay throughput vs a plain producer; the saga under open-loop load; built-in relay vs Debezium"
 	@echo "make lint              ruff check, ruff format --check, mypy strict (CI runs it before the tests)"
 	@echo "make kafka-tool ARGS='topics --describe --topic order-events'   Kafka's own CLI tools"
 	@echo "make psql              a superuser psql on the ecommerce database"
@@ -86,9 +86,14 @@ test-debezium: up-infra
 	@.venv/bin/python infra/scripts/connectors.py provision
 	@$(PYTEST) -m debezium tests/integration/debezium
 
+# relay_compare needs Kafka Connect: its jars and the connect principal, as test-debezium (it starts a
+# worker for the run unless RELAY=debezium runs one).
 bench: up
 	@.venv/bin/python bench/relay_throughput.py
 	@.venv/bin/python bench/saga_load.py
+	@bash infra/connect/connect.sh install
+	@RELAY=debezium bash infra/kafka/kafka.sh scram-users
+	@.venv/bin/python bench/relay_compare.py
 
 # Lint, formatting and types: what CI checks before the tests (mypy strict over the files pyproject.toml lists).
 # All three run, so one pass shows every problem; any failure fails the target.
