@@ -122,6 +122,9 @@ def retire_database(service: str, schema: str) -> bool:
     switch back finds its slot's stream whole. Whether the service's slot still exists: it holds the
     WAL while no connector reads it (docs/runbook.md, "Choosing the relay")."""
     _superuser_sql(f"DROP TRIGGER IF EXISTS outbox_delete_inserted ON {schema}.outbox")
+    # A connector's heartbeat rows are for Connect alone: the built-in relay may not write that topic,
+    # and one such row at the head of the outbox would stop its publishing.
+    _superuser_sql(f"DELETE FROM {schema}.outbox WHERE topic = '{CONNECT_HEARTBEATS}'")
     return _superuser_sql(f"SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{slot_name(service)}'") != "0"
 
 

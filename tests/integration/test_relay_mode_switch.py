@@ -63,3 +63,18 @@ def test_retiring_twice_is_harmless(outbox_prepared_for_debezium):
     connectors.retire_database(SERVICE, outbox_prepared_for_debezium)
     insert_one_event(outbox_prepared_for_debezium)
     assert unpublished_rows(outbox_prepared_for_debezium) == 1
+
+
+def test_retiring_removes_the_connectors_heartbeat_rows_the_built_in_relay_may_not_publish(
+    outbox_prepared_for_debezium,
+):
+    schema = outbox_prepared_for_debezium
+    sql(f"DROP TRIGGER outbox_delete_inserted ON {schema}.outbox")  # a heartbeat written, Connect stopped
+    sql(
+        f"""INSERT INTO {schema}.outbox (event_id, event_type, topic, key, value, headers)
+        VALUES (gen_random_uuid(), 'heartbeat', 'connect-heartbeats', 'k', '{{}}', '{{"source": "order"}}')"""
+    )
+
+    connectors.retire_database(SERVICE, schema)
+
+    assert unpublished_rows(schema) == 0
