@@ -3,8 +3,9 @@ reason saga_timeout, in its event store, its projection and its outbox, once, ho
 
 The running order service shares the schema, so the orders here are placed in 2100 and their
 OrderCreated is kept out of the outbox: the running saga never hears of them (as if every consumer
-had dead-lettered it), the running service's own sweep (on today's clock) never finds them overdue,
-and a sweep whose clock says 2100 finds no one else's orders."""
+had dead-lettered it) and the running service's own sweep (on today's clock) never finds them
+overdue. A sweep whose clock says 2100 also finds what other tests left in flight today, so the
+tests assert on their own orders only."""
 
 import asyncio
 import uuid
