@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTEST := .venv/bin/pytest
 STACK := bash infra/scripts/stack.sh
 
-.PHONY: help install up up-infra down status logs scale-out scale-in run demo test test-unit test-integration test-e2e test-debezium \
+.PHONY: help install up up-infra down status logs scale-out scale-in run demo test test-unit test-integration test-e2e test-debezium test-saga-debezium \
         bench lint kafka-tool psql schemas token ops
 
 help:
@@ -15,7 +15,8 @@ help:
 	@echo "make logs | demo       follow every process's log / place the demo orders on a running stack"
 	@echo "make scale-out | scale-in   a second worker and a standby relay per service / stop them"
 	@echo "make test-unit | test-integration | test-e2e   one test layer"
-	@echo "make test-debezium     the Debezium relay's tests (not in make test yet; starts Kafka Connect if it is not running)"
+	@echo "make test-debezium     the Debezium relay's contract and crash tests (a Connect worker of their own)"
+	@echo "make test-saga-debezium   the saga's e2e paths and concurrency test with RELAY=debezium (switches the stack, then back)"
 	@echo "make bench             relay throughput vs a plain producer; the saga under open-loop load; built-in relay vs Debezium"
 	@echo "make lint              ruff check, ruff format --check, mypy strict (CI runs it before the tests)"
 	@echo "make kafka-tool ARGS='topics --describe --topic order-events'   Kafka's own CLI tools"
@@ -67,8 +68,22 @@ run: up
 	  echo "Following logs; Ctrl-C stops everything."; \
 	  tail -n 0 -F .run/logs/*-api.log .run/logs/*-worker.log .run/logs/*-relay.log
 
-test: up
+# Every test on the built-in relay (the default); then the Debezium relay's own tests, and the saga's
+# end-to-end paths and its 200-order concurrency test again with Debezium publishing the outboxes
+# (docs/architecture.md, "The two relays"); the stack is left on the built-in relay.
+test: install
+	@$(STACK) relay builtin
 	@$(PYTEST) tests
+	@$(MAKE) -s test-debezium
+	@$(MAKE) -s test-saga-debezium
+
+# The connectors and their slots are removed at the end (a slot left behind holds the WAL forever),
+# once each has published what its outbox held.
+test-saga-debezium: install
+	@$(STACK) relay debezium
+	@status=0; $(PYTEST) tests/e2e/test_saga_paths.py tests/e2e/test_concurrency.py || status=$$?; \
+	  .venv/bin/python infra/scripts/connectors.py remove order payment inventory || status=1; \
+	  $(STACK) relay builtin; exit $$status
 
 test-unit: install
 	@$(PYTEST) tests/unit
@@ -79,7 +94,8 @@ test-integration: up
 test-e2e: up
 	@$(PYTEST) tests/e2e
 
-# The Debezium relay (issue 12, phase 1): Kafka Connect and its jars are fetched only here, not by make up.
+# The Debezium relay's contract and crash tests, with a Connect worker of their own beside the running
+# stack (tests/integration/debezium/conftest.py).
 test-debezium: up-infra
 	@bash infra/connect/connect.sh install
 	@RELAY=debezium bash infra/kafka/kafka.sh scram-users

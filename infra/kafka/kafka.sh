@@ -24,6 +24,10 @@ BROKERS=3
 # another base gives a second, throwaway cluster beside the running one (with its own KAFKA_RUN_DIR).
 PORT_BASE="${KAFKA_PORT_BASE:-9090}"
 HEAP="${KAFKA_HEAP_OPTS:--Xms256m -Xmx768m}"
+# The JVM flags besides the heap. TieredStopAtLevel=1 compiles with C1 only: on 2 shared cores the
+# C2 compiler was 40 % of the brokers' CPU in the first 10 minutes after a start (13,000 methods,
+# ~110 s of compilation per broker) and C1's code served the saga no slower (docs/numbers.md).
+JVM_OPTS="${KAFKA_JVM_PERFORMANCE_OPTS:--XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:TieredStopAtLevel=1 -Djava.awt.headless=true}"
 
 # Node N serves its metrics (the JMX exporter agent, /metrics) on METRICS_PORT_BASE+N (9201 ...);
 # a second cluster beside the running one needs another base as well.
@@ -84,7 +88,7 @@ jmx_exporter_agent() {
 }
 
 java_cmd() {
-  exec java $HEAP -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
+  exec java $HEAP $JVM_OPTS \
     -Dlog4j2.configurationFile="$REPO/infra/kafka/log4j2.yaml" \
     -cp "$LIBS/*" "$@"
 }

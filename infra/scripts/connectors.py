@@ -8,8 +8,9 @@
     connectors.py register [SVC ...]  PUT each service's connector config (infra/connect/connector.json)
                                       to Connect's REST API: creates it, or updates it in place
     connectors.py status              each connector's and task's state, and each slot's lag in bytes
-    connectors.py remove SVC          delete the connector, then its replication slot (a slot left
-                                      behind keeps the WAL forever)
+    connectors.py remove SVC          once the slot has confirmed the WAL written before the call
+                                      (what the outbox held is in Kafka), delete the connector, then
+                                      its replication slot (a slot left behind keeps the WAL forever)
     connectors.py retire [SVC ...]    as the Postgres superuser: drop the delete-on-insert trigger, so
                                       the built-in relay finds the rows it must publish (make up runs
                                       it under RELAY=builtin); says which slots still hold WAL
@@ -223,6 +224,17 @@ def slot_lag_bytes() -> dict[str, int]:
     return {name: int(lag) for name, lag in (line.split() for line in rows.splitlines() if line)}
 
 
+def wait_caught_up(slot: str, timeout: float = 60) -> None:
+    """Until the slot has confirmed the WAL position of now: every row committed before the call has
+    been decoded and published (the connector confirms positions it has handed to Kafka; a quiet
+    outbox confirms on its next heartbeat row, within heartbeat.interval.ms)."""
+    now = _superuser_sql("SELECT pg_current_wal_lsn()")
+    caught_up = (
+        f"SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{slot}' AND confirmed_flush_lsn >= '{now}'"
+    )
+    _until(lambda: _superuser_sql(caught_up) == "1", f"slot {slot} confirming the WAL up to {now}", timeout)
+
+
 def _superuser_sql(sql: str) -> str:
     result = subprocess.run(
         ["bash", str(REPO / "infra/postgres/postgres.sh"), "psql", "-Atqc", sql],
@@ -283,6 +295,7 @@ def main(argv: list[str]) -> int:
                 )
     elif command == "remove" and argv[1:]:
         for service in services:
+            wait_caught_up(slot_name(service))
             remove(connector_name(service), slot_name(service))
             print(f"connect: {connector_name(service)} and its slot {slot_name(service)} removed")
     else:

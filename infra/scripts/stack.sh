@@ -9,6 +9,8 @@
 #   stack.sh status    what runs where: ports, pids, health
 #   stack.sh logs      follow every process's log
 #   stack.sh scale-out a second worker and a standby relay per service (scale-in stops them)
+#   stack.sh relay M   the stack up with relay M (builtin|debezium), through `down` if it runs with
+#                      the other (make test runs the saga under both)
 #
 # RELAY=builtin|debezium chooses who moves each outbox to Kafka (docs/runbook.md, "Choosing the
 # relay"): the services' own relays (builtin, the default), or Kafka Connect with one Debezium
@@ -138,8 +140,10 @@ up() {
   # An outbox last run under Debezium deletes each row as it is inserted: the built-in relay would
   # find nothing to publish, and every event would be lost.
   [ "$RELAY" = builtin ] && "$PY" infra/scripts/connectors.py retire
-  start_services
+  # Under Debezium the connectors (their slots) exist before any service writes: a row inserted
+  # before its slot would be deleted by `prepare`'s trigger and never decoded.
   [ "$RELAY" = debezium ] && start_debezium
+  start_services
   start_monitoring
   balance_leaders
 }
@@ -198,8 +202,21 @@ scale_in() {
   supervisor_running && "${CTL[@]}" stop scale-out:* >/dev/null || true
 }
 
+# Switching goes through down (see check_mode).
+switch_relay() {
+  case "${1:-}" in
+    builtin | debezium) ;;
+    *) echo "stack: relay takes builtin or debezium, not '${1:-}'" >&2; exit 2 ;;
+  esac
+  if supervisor_running && [ "$(running_mode)" != "$1" ]; then down; fi
+  RELAY=$1
+  LAG_EXPORTER_RELAY=$1
+  up
+}
+
 case "${1:-}" in
   up) up ;;
+  relay) switch_relay "${2:-}" ;;
   up-infra) up_infra ;;
   down) down ;;
   status) status ;;

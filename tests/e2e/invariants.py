@@ -43,6 +43,13 @@ async def assert_order_settled(shop: Storefront, order: dict, timeout: float = 6
         reservation_settled, timeout=timeout, what=f"reservation of {status} order {order_id}"
     )
     if status == "CONFIRMED":
+        # The payment's answer may overtake the reservation (two topics, no order between them): the
+        # order is then CONFIRMED before the StockReserved that prices it has arrived.
+        async def priced() -> dict | None:
+            current = await shop.order(order_id)
+            return current if current["total_amount"] is not None else None
+
+        order = await eventually(priced, timeout=timeout, what=f"prices of confirmed order {order_id}")
         assert payment["amount"] == order["total_amount"], (payment, order)
         assert payment["refunded_at"] is None
         assert order["payment_id"] == payment["payment_id"]

@@ -208,9 +208,13 @@ class Storefront:
         return await self.orders.post(f"/orders/{order_id}/cancel", headers=self.as_customer(customer))
 
     async def wait_for_status(self, order_id: str, *statuses: str, timeout: float = 30) -> dict:
+        """The order once in one of these statuses; a CONFIRMED one once priced too: the payment's
+        answer may overtake the reservation that prices it (two topics, no order between them)."""
+
         async def probe() -> dict | None:
             order = await self.order(order_id)
-            return order if order["status"] in statuses else None
+            unpriced = order["status"] == "CONFIRMED" and order["total_amount"] is None
+            return order if order["status"] in statuses and not unpriced else None
 
         return await eventually(probe, timeout=timeout, what=f"order {order_id} to be {statuses}")
 

@@ -28,11 +28,10 @@ async def test_an_order_with_stock_and_a_good_card_is_confirmed_and_charged_once
     assert payment["status"] == "CHARGED"
     assert reservation["status"] == "SOLD"
     await assert_stock_conserved(shop, {keyboard: 10, mouse: 10}, [order])
-    assert [e["event_type"] for e in await shop.events(order["order_id"])] == [
-        "OrderCreated",
-        "OrderUpdated",
-        "OrderConfirmed",
-    ]
+    # OrderUpdated (the prices) usually comes before OrderConfirmed, after it when the payment's
+    # answer overtook the reservation.
+    kinds = [e["event_type"] for e in await shop.events(order["order_id"])]
+    assert kinds[0] == "OrderCreated" and sorted(kinds[1:]) == ["OrderConfirmed", "OrderUpdated"], kinds
 
 
 async def test_an_order_beyond_the_stock_is_rejected_and_holds_nothing(shop: Storefront) -> None:

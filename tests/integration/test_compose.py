@@ -203,6 +203,7 @@ def test_a_broker_is_a_combined_broker_and_controller_in_the_local_cluster(servi
     assert environment["KAFKA_PROCESS_ROLES"] == "broker,controller"
     assert environment["CLUSTER_ID"] == kafka_sh("CLUSTER_ID")
     assert environment["KAFKA_HEAP_OPTS"] == kafka_sh("HEAP")
+    assert environment["KAFKA_JVM_PERFORMANCE_OPTS"] == kafka_sh("JVM_OPTS")
 
 
 def test_the_brokers_have_node_ids_one_to_three_and_one_quorum_of_three_voters(services):

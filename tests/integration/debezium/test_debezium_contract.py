@@ -3,8 +3,8 @@ Debezium (Kafka Connect, the Outbox Event Router and infra/connect/connector.jso
 built-in relay: the same topic, key bytes, value bytes and headers (names, bytes and order), so
 consumers decode both alike.
 
-Run with `make test-debezium` (or `pytest -m debezium tests/integration/debezium`): the `debezium`
-marker keeps these tests out of `make test` for now.
+`make test` runs them through `make test-debezium` (or `pytest -m debezium tests/integration/debezium`);
+the `debezium` marker keeps them out of a bare `pytest` run, which would start a Connect worker.
 """
 
 import asyncio
@@ -15,7 +15,7 @@ from collections import defaultdict
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from conftest import SCHEMA, SERVICE, Connector, connectors, event_id_of, released, write_to_outbox
+from conftest import SCHEMA, SERVICE, Connector, connectors, event_id_of, psql, released, write_to_outbox
 from shared.events.base import Envelope
 from shared.events.codec import decode
 from shared.kafka.security import admin_client_config, as_admin
@@ -140,3 +140,21 @@ async def test_while_the_outbox_is_quiet_the_slot_still_releases_the_wal_that_ot
             await asyncio.sleep(1)
     finally:
         await conn.close()
+
+
+async def test_logical_decoding_messages_in_the_wal_are_skipped_and_the_stream_goes_on(
+    cdc_outbox: str, cdc_connector: Connector
+):
+    """pg_logical_emit_message writes to every slot's stream, whoever calls it (an extension, a
+    monitoring probe, tests/integration/test_replication_slot_metrics.py). Debezium turns such a
+    message into a record the outbox router cannot route, which failed the task until the connector
+    excluded every message prefix (infra/connect/connector.json)."""
+    psql(
+        "SELECT pg_logical_emit_message(true, 'probe', 'in a transaction'); SELECT pg_logical_emit_message(false, 'probe', 'alone');"
+    )
+    envelope = released(correlation_id="after-a-message")
+    await write_to_outbox(cdc_outbox, cdc_connector.topic, envelope)
+
+    (record,) = await read_records(cdc_connector.topic, {str(envelope.event_id)}, count=1)
+    assert decode(record.value, record.headers) == envelope
+    connectors.wait_until_running(cdc_connector.name, timeout=10)

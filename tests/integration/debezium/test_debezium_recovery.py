@@ -58,7 +58,9 @@ class SteadyWriter:
                 await insert_envelopes(conn, self.topic, batch)
                 now = time.time()
                 self.committed.update((str(e.event_id), now) for e in batch)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            # InternalClientError: a connection whose server went away mid-statement can be left
+            # in a protocol state that refuses the next one; it is dropped like any broken one.
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError):
                 self.failures += 1
                 if conn is not None:
                     conn.terminate()
