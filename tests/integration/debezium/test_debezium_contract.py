@@ -150,7 +150,8 @@ async def test_logical_decoding_messages_in_the_wal_are_skipped_and_the_stream_g
     message into a record the outbox router cannot route, which failed the task until the connector
     excluded every message prefix (infra/connect/connector.json)."""
     psql(
-        "SELECT pg_logical_emit_message(true, 'probe', 'in a transaction'); SELECT pg_logical_emit_message(false, 'probe', 'alone');"
+        "SELECT pg_logical_emit_message(true, 'probe', 'in a transaction');"
+        " SELECT pg_logical_emit_message(false, 'probe', 'alone');"
     )
     envelope = released(correlation_id="after-a-message")
     await write_to_outbox(cdc_outbox, cdc_connector.topic, envelope)
