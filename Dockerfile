@@ -34,7 +34,7 @@ COPY services/ services/
 COPY infra/scripts/provision_topics.py infra/scripts/
 COPY infra/scripts/dev_keys.py infra/scripts/
 # The Debezium relay's setup (COMPOSE_PROFILES=debezium: connectors.py provision and register).
-COPY infra/scripts/connectors.py infra/scripts/
+COPY infra/scripts/connectors.py infra/scripts/postgres_superuser.py infra/scripts/
 COPY infra/connect/connector.json infra/connect/
 RUN uv sync --frozen --no-dev --package "${SERVICE}-service"
 

@@ -59,6 +59,7 @@ from shared.outbox.writer import INSERT_ROWS
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "infra/scripts"))
 import connectors  # noqa: E402  (infra/scripts is not a package)
+from postgres_superuser import superuser_sql  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "relay_compare.json"
 PLOT = RESULTS.with_suffix(".png")
@@ -312,7 +313,7 @@ async def prepare_debezium() -> None:
 def remove_debezium() -> None:
     if connectors._rest_answers():
         connectors.remove(CONNECTOR, connectors.slot_name(SERVICE))
-    rt.psql(
+    superuser_sql(
         f"""
         DROP PUBLICATION IF EXISTS {SERVICE}_outbox_pub;
         DROP SCHEMA IF EXISTS {rt.SCHEMA} CASCADE;

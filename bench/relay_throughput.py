@@ -29,7 +29,6 @@ import os
 import platform
 import resource
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -55,6 +54,9 @@ from shared.settings import ServiceSettings
 from shared.tracing import configure_tracing
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "infra/scripts"))
+from postgres_superuser import superuser_sql  # noqa: E402  (infra/scripts is not a package)
+
 RESULTS = REPO / "bench" / "results" / "relay_throughput.json"
 SCHEMA = "bench_relay"
 TOPIC = "bench-events"
@@ -69,17 +71,6 @@ DATABASE_URL = (
 )
 
 Record = tuple[bytes, bytes, list[tuple[str, bytes]]]  # key, value, headers
-
-
-def psql(sql: str) -> None:
-    """SQL as the Postgres superuser (peer authentication through infra/postgres/postgres.sh)."""
-    subprocess.run(
-        ["bash", str(REPO / "infra/postgres/postgres.sh"), "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1"],
-        input=sql,
-        text=True,
-        check=True,
-        capture_output=True,
-    )
 
 
 RELAY_OVERRIDES: dict[str, Any] = {}
@@ -104,7 +95,7 @@ def settings() -> ServiceSettings:
 
 
 def create_schema() -> None:
-    psql(
+    superuser_sql(
         f"""
         SELECT 'CREATE ROLE {ROLE} LOGIN PASSWORD ''{ROLE}'''
         WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{ROLE}') \\gexec
@@ -327,7 +318,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             _progress(repetition, "plain", args.events, seconds, cpu)
     finally:
         await conn.close()
-        psql(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+        superuser_sql(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
     if profiler is not None:
         profile = REPO / "bench" / "results" / "relay_profile.txt"
         profile.parent.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,6 @@ too (docker-compose.yml's connect-register job), which carries no HTTP client li
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import time
 import urllib.error
@@ -37,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from postgres_superuser import superuser_sql
 from shared.kafka.acls import CONNECT_HEARTBEATS, CONNECT_STATE_TOPICS, connect_acls, grant
 from shared.kafka.security import admin_client_config
 
@@ -97,23 +97,8 @@ async def provision_kafka() -> None:
 def prepare_database(service: str, schema: str, *, delete_on_insert: bool = True) -> None:
     """infra/connect/outbox_cdc.sql for one service, as the superuser (it alters the outbox, creates a
     role and a publication)."""
-    subprocess.run(
-        [
-            "bash",
-            str(REPO / "infra/postgres/postgres.sh"),
-            "psql",
-            "-q",
-            "-v",
-            f"svc={service}",
-            "-v",
-            f"schema={schema}",
-            "-v",
-            f"delete_on_insert={'on' if delete_on_insert else 'off'}",
-        ],
-        input=(CONNECT_DIR / "outbox_cdc.sql").read_bytes(),
-        check=True,
-        env={**os.environ, "PGOPTIONS": "-c client_min_messages=warning"},
-    )
+    variables = {"svc": service, "schema": schema, "delete_on_insert": "on" if delete_on_insert else "off"}
+    superuser_sql((CONNECT_DIR / "outbox_cdc.sql").read_text(), variables=variables)
 
 
 def retire_database(service: str, schema: str) -> bool:
@@ -122,11 +107,11 @@ def retire_database(service: str, schema: str) -> bool:
     columns and their trigger, the publication, the role): harmless to the built-in relay, and a later
     switch back finds its slot's stream whole. Whether the service's slot still exists: it holds the
     WAL while no connector reads it (docs/runbook.md, "Choosing the relay")."""
-    _superuser_sql(f"DROP TRIGGER IF EXISTS outbox_delete_inserted ON {schema}.outbox")
+    superuser_sql(f"DROP TRIGGER IF EXISTS outbox_delete_inserted ON {schema}.outbox")
     # A connector's heartbeat rows are for Connect alone: the built-in relay may not write that topic,
     # and one such row at the head of the outbox would stop its publishing.
-    _superuser_sql(f"DELETE FROM {schema}.outbox WHERE topic = '{CONNECT_HEARTBEATS}'")
-    return _superuser_sql(f"SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{slot_name(service)}'") != "0"
+    superuser_sql(f"DELETE FROM {schema}.outbox WHERE topic = '{CONNECT_HEARTBEATS}'")
+    return superuser_sql(f"SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{slot_name(service)}'") != "0"
 
 
 def _call(method: str, url: str, body: object = None, timeout: float = 30) -> tuple[int, Any]:
@@ -189,8 +174,8 @@ def remove(name: str, slot: str, *, rest: str = REST) -> None:
         WHERE slot_name = '{slot}' AND NOT active"""
 
     def dropped() -> bool:  # a walsender may hold the slot a moment after its task stopped
-        _superuser_sql(drop)
-        return _superuser_sql(f"SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{slot}'") == "0"
+        superuser_sql(drop)
+        return superuser_sql(f"SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{slot}'") == "0"
 
     _until(dropped, f"replication slot {slot} dropped")
 
@@ -217,7 +202,7 @@ def _until(condition: Callable[[], bool], what: str, timeout: float = 30) -> Non
 
 def slot_lag_bytes() -> dict[str, int]:
     """Each replication slot's lag: the WAL it holds back, from its confirmed position to now."""
-    rows = _superuser_sql(
+    rows = superuser_sql(
         "SELECT slot_name || ' ' || pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint"
         " FROM pg_replication_slots WHERE confirmed_flush_lsn IS NOT NULL"
     )
@@ -228,21 +213,11 @@ def wait_caught_up(slot: str, timeout: float = 60) -> None:
     """Until the slot has confirmed the WAL position of now: every row committed before the call has
     been decoded and published (the connector confirms positions it has handed to Kafka; a quiet
     outbox confirms on its next heartbeat row, within heartbeat.interval.ms)."""
-    now = _superuser_sql("SELECT pg_current_wal_lsn()")
+    now = superuser_sql("SELECT pg_current_wal_lsn()")
     caught_up = (
         f"SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{slot}' AND confirmed_flush_lsn >= '{now}'"
     )
-    _until(lambda: _superuser_sql(caught_up) == "1", f"slot {slot} confirming the WAL up to {now}", timeout)
-
-
-def _superuser_sql(sql: str) -> str:
-    result = subprocess.run(
-        ["bash", str(REPO / "infra/postgres/postgres.sh"), "psql", "-Atqc", sql],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return result.stdout.strip()
+    _until(lambda: superuser_sql(caught_up) == "1", f"slot {slot} confirming the WAL up to {now}", timeout)
 
 
 def print_status(services: Sequence[str]) -> None:

@@ -223,5 +223,5 @@ case "${1:-}" in
   logs) logs ;;
   scale-out) scale_out ;;
   scale-in) scale_in ;;
-  *) sed -n '2,10p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,13p' "$0" >&2; exit 2 ;;
 esac

@@ -5,12 +5,12 @@ dead-letter topic, or in any log line under .run/logs. Each search first finds t
 it must be, so a search that sees nothing cannot pass for one that found nothing."""
 
 import asyncio
-import subprocess
 import time
 import uuid
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from postgres_superuser import superuser_sql
 from shared.events.topics import EVENT_TOPICS, PARTITIONS, dead_letter_topic
 from shared.kafka.security import admin_client_config
 
@@ -45,18 +45,14 @@ def tables_containing(*needles: str) -> dict[str, list[str]]:
         columns=", ".join(f"(xpath('/row/n{i}/text()', x))[1]::text" for i in range(len(needles))),
         counts=", ".join(f"count(*) FILTER (WHERE {_matches(needle)}) AS n{i}" for i, needle in enumerate(needles)),
     )
-    for _ in range(3):  # a table dropped while the query runs (a test's scratch schema): once more
-        result = subprocess.run(
-            ["bash", str(REPO / "infra/postgres/postgres.sh"), "psql", "-Atq", "-v", "ON_ERROR_STOP=1"],
-            input=sql,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if "does not exist" not in result.stderr:
+    for attempt in range(3):  # a table dropped while the query runs (a test's scratch schema): once more
+        try:
+            output = superuser_sql(sql)
             break
-    assert result.returncode == 0, result.stderr
-    rows = [line.split("|") for line in result.stdout.splitlines()]
+        except RuntimeError as error:
+            if "does not exist" not in str(error) or attempt == 2:
+                raise
+    rows = [line.split("|") for line in output.splitlines()]
     assert len(rows) > 10, f"too few tables searched: {rows}"
     return {needle: [row[0] for row in rows if int(row[i + 1]) > 0] for i, needle in enumerate(needles)}
 

@@ -6,11 +6,11 @@ dropped slot's series go. The role reads the slots and nothing of the services' 
 import asyncio
 import configparser
 import re
-import subprocess
 from pathlib import Path
 
 import asyncpg
 import pytest
+from postgres_superuser import superuser_sql
 from prometheus_client import CollectorRegistry
 from shared.lag_exporter import LagExporterSettings, LagGauges, export_lag
 from shared.replication_slots import SlotProbe
@@ -29,16 +29,6 @@ def local_monitor_url() -> str:
     found = re.search(r'LAG_EXPORTER_DATABASE_URL="([^"]+)"', config["program:lag-exporter"]["environment"])
     assert found, "the local lag exporter measures no slot"
     return found.group(1)
-
-
-def superuser_sql(sql: str) -> str:
-    result = subprocess.run(
-        ["bash", str(REPO / "infra/postgres/postgres.sh"), "psql", "-Atqc", sql],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return result.stdout.strip()
 
 
 async def test_the_monitor_role_reads_the_slots_and_none_of_the_services_tables():

@@ -33,25 +33,12 @@ from shared.outbox.writer import INSERT_ROWS, outbox_row
 REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO / "infra/scripts"))
 import connectors  # noqa: E402  (infra/scripts is not a package)
+from postgres_superuser import superuser_sql  # noqa: E402
 
 SERVICE = SCHEMA = "cdc_test"
 WRITER = "cdc_test_svc"  # the role that writes the test outbox, as a service's <svc>_svc does
 PG_HOST = os.environ.get("POSTGRES_HOST", "127.0.0.1")
 PG_PORT = os.environ.get("POSTGRES_PORT", "5433")
-
-
-def psql(sql: str) -> str:
-    """SQL as the Postgres superuser (peer authentication through infra/postgres/postgres.sh)."""
-    done = subprocess.run(
-        ["bash", str(REPO / "infra/postgres/postgres.sh"), "psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1"],
-        input=sql,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"psql failed: {done.stderr}")
-    return done.stdout
 
 
 def rest_answers() -> bool:
@@ -116,7 +103,7 @@ def connect_worker() -> Iterator[ConnectWorker]:
 def cdc_outbox() -> Iterator[str]:
     """The test schema's outbox, prepared for CDC without delete-on-insert (so the built-in relay can
     read the same rows): its DSN, as the writer role."""
-    psql(
+    superuser_sql(
         f"""
         SELECT 'CREATE ROLE {WRITER} LOGIN PASSWORD ''{WRITER}'''
         WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{WRITER}') \\gexec
@@ -131,7 +118,7 @@ def cdc_outbox() -> Iterator[str]:
     try:
         yield f"postgresql://{WRITER}:{WRITER}@{PG_HOST}:{PG_PORT}/ecommerce"
     finally:
-        psql(
+        superuser_sql(
             f"""
             DROP PUBLICATION IF EXISTS {SERVICE}_outbox_pub;
             DROP SCHEMA {SCHEMA} CASCADE;

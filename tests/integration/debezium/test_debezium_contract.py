@@ -15,7 +15,8 @@ from collections import defaultdict
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from conftest import SCHEMA, SERVICE, Connector, connectors, event_id_of, psql, released, write_to_outbox
+from conftest import SCHEMA, SERVICE, Connector, connectors, event_id_of, released, write_to_outbox
+from postgres_superuser import superuser_sql
 from shared.events.base import Envelope
 from shared.events.codec import decode
 from shared.kafka.security import admin_client_config, as_admin
@@ -149,7 +150,7 @@ async def test_logical_decoding_messages_in_the_wal_are_skipped_and_the_stream_g
     monitoring probe, tests/integration/test_replication_slot_metrics.py). Debezium turns such a
     message into a record the outbox router cannot route, which failed the task until the connector
     excluded every message prefix (infra/connect/connector.json)."""
-    psql(
+    superuser_sql(
         "SELECT pg_logical_emit_message(true, 'probe', 'in a transaction');"
         " SELECT pg_logical_emit_message(false, 'probe', 'alone');"
     )

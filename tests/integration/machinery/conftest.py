@@ -36,11 +36,11 @@ from machinery_support import (
     Child,
     DatabaseProxy,
     Kafka,
-    psql,
     retrying,
     unique,
     wait_until,
 )
+from postgres_superuser import superuser_sql
 from shared.db import asyncpg_dsn, create_engine, create_session_factory
 from shared.events.base import Envelope
 from shared.events.topics import dead_letter_topic
@@ -57,7 +57,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 @pytest.fixture(scope="session")
 def machinery_role() -> str:
     """The login role the tests' schemas belong to; created idempotently, like the service roles."""
-    psql(
+    superuser_sql(
         f"""
         SELECT 'CREATE ROLE {TEST_ROLE} LOGIN PASSWORD ''{TEST_ROLE}'''
         WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{TEST_ROLE}') \\gexec
@@ -105,7 +105,7 @@ class Database:
 @pytest.fixture
 async def db(machinery_role: str) -> AsyncIterator[Database]:
     schema = f"mt_{uuid.uuid4().hex[:12]}"
-    psql(f"CREATE SCHEMA {schema} AUTHORIZATION {machinery_role}")
+    superuser_sql(f"CREATE SCHEMA {schema} AUTHORIZATION {machinery_role}")
     settings = ServiceSettings(
         service_name=schema,
         database_url=DATABASE_URL,
@@ -126,7 +126,7 @@ async def db(machinery_role: str) -> AsyncIterator[Database]:
         await engine.dispose()
         # Every session of the test's components is named after its schema; end stragglers (a
         # component that did not stop) so that dropping the schema never waits for a lock.
-        psql(
+        superuser_sql(
             f"""
             SELECT pg_terminate_backend(pid) FROM pg_stat_activity
             WHERE usename = '{machinery_role}' AND application_name LIKE '{schema}%';

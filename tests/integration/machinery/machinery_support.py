@@ -5,7 +5,6 @@ import asyncio
 import inspect
 import json
 import os
-import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
@@ -103,20 +102,6 @@ async def wait_until(probe: Callable[[], Awaitable[T] | T], *, timeout: float, w
         if time.monotonic() > deadline:
             raise AssertionError(f"not true after {timeout:g}s: {what} (last probe: {last!r})")
         await asyncio.sleep(interval)
-
-
-def psql(sql: str) -> str:
-    """Run SQL as the Postgres superuser (peer authentication through infra/postgres/postgres.sh)."""
-    done = subprocess.run(
-        ["bash", str(REPO / "infra/postgres/postgres.sh"), "psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1"],
-        input=sql,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"psql failed ({done.returncode}): {done.stderr.strip()}")
-    return done.stdout
 
 
 def consumer_events(service: str, topic: str, event_type: str, outcome: str) -> int:

@@ -12,7 +12,8 @@ import asyncio
 from collections.abc import Awaitable
 
 import pytest
-from machinery_support import DATABASE_URL, psql
+from machinery_support import DATABASE_URL
+from postgres_superuser import superuser_sql
 from shared.outage import is_database_outage
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -60,7 +61,7 @@ async def test_a_session_whose_server_process_was_terminated_fails_with_an_outag
     try:
         async with engine.connect() as conn:
             pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar()
-            psql(f"SELECT pg_terminate_backend({pid})")  # as a fast shutdown does to every session
+            superuser_sql(f"SELECT pg_terminate_backend({pid})")  # as a fast shutdown does to every session
             exc = await raised(conn.execute(text("SELECT 1")))
     finally:
         await engine.dispose()
@@ -108,7 +109,7 @@ async def test_a_connection_lost_in_the_middle_of_a_statement_is_an_outage(datab
 
 
 async def test_a_role_out_of_connections_is_an_outage():
-    psql(
+    superuser_sql(
         f"""
         SELECT 'CREATE ROLE {NO_CONNECTIONS_ROLE} LOGIN CONNECTION LIMIT 0 PASSWORD ''{NO_CONNECTIONS_ROLE}'''
         WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{NO_CONNECTIONS_ROLE}') \\gexec
