@@ -12,36 +12,33 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "infra/scripts"))
 import connectors  # noqa: E402  (infra/scripts is not a package)
+from postgres_superuser import superuser_sql  # noqa: E402
 
 SERVICE = SCHEMA = "relay_switch_test"
 
 
-def sql(statement: str) -> str:
-    return connectors._superuser_sql(statement)
-
-
 @pytest.fixture
 def outbox_prepared_for_debezium() -> Iterator[str]:
-    sql(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE; CREATE SCHEMA {SCHEMA}")
-    sql(f"CREATE TABLE {SCHEMA}.outbox (LIKE orders.outbox INCLUDING ALL)")
+    superuser_sql(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE; CREATE SCHEMA {SCHEMA}")
+    superuser_sql(f"CREATE TABLE {SCHEMA}.outbox (LIKE orders.outbox INCLUDING ALL)")
     connectors.prepare_database(SERVICE, SCHEMA, delete_on_insert=True)
     try:
         yield SCHEMA
     finally:
-        sql(f"DROP PUBLICATION IF EXISTS {SERVICE}_outbox_pub")
-        sql(f"DROP SCHEMA {SCHEMA} CASCADE")
-        sql(f"DROP OWNED BY {SERVICE}_cdc; DROP ROLE IF EXISTS {SERVICE}_cdc")
+        superuser_sql(f"DROP PUBLICATION IF EXISTS {SERVICE}_outbox_pub")
+        superuser_sql(f"DROP SCHEMA {SCHEMA} CASCADE")
+        superuser_sql(f"DROP OWNED BY {SERVICE}_cdc; DROP ROLE IF EXISTS {SERVICE}_cdc")
 
 
 def insert_one_event(schema: str) -> None:
-    sql(
+    superuser_sql(
         f"""INSERT INTO {schema}.outbox (event_id, event_type, topic, key, value, headers)
         VALUES (gen_random_uuid(), 'OrderCreated', 'order-events', 'k', '{{}}', '{{"source": "order"}}')"""
     )
 
 
 def unpublished_rows(schema: str) -> int:
-    return int(sql(f"SELECT count(*) FROM {schema}.outbox WHERE published_at IS NULL"))
+    return int(superuser_sql(f"SELECT count(*) FROM {schema}.outbox WHERE published_at IS NULL"))
 
 
 def test_retiring_the_debezium_setup_keeps_new_events_for_the_built_in_relay(outbox_prepared_for_debezium):
@@ -55,7 +52,7 @@ def test_retiring_the_debezium_setup_keeps_new_events_for_the_built_in_relay(out
     assert unpublished_rows(schema) == 1
     assert not holds_a_slot
     triggers = f"SELECT tgname FROM pg_trigger WHERE tgrelid = '{schema}.outbox'::regclass"
-    assert "outbox_delete_inserted" not in sql(triggers).split()
+    assert "outbox_delete_inserted" not in superuser_sql(triggers).split()
 
 
 def test_retiring_twice_is_harmless(outbox_prepared_for_debezium):
@@ -69,8 +66,8 @@ def test_retiring_removes_the_connectors_heartbeat_rows_the_built_in_relay_may_n
     outbox_prepared_for_debezium,
 ):
     schema = outbox_prepared_for_debezium
-    sql(f"DROP TRIGGER outbox_delete_inserted ON {schema}.outbox")  # a heartbeat written, Connect stopped
-    sql(
+    superuser_sql(f"DROP TRIGGER outbox_delete_inserted ON {schema}.outbox")  # a heartbeat written, Connect stopped
+    superuser_sql(
         f"""INSERT INTO {schema}.outbox (event_id, event_type, topic, key, value, headers)
         VALUES (gen_random_uuid(), 'heartbeat', 'connect-heartbeats', 'k', '{{}}', '{{"source": "order"}}')"""
     )
