@@ -1,5 +1,5 @@
-"""Fixtures for the Debezium relay's tests (`make test-debezium`; deselected from `make test` by the
-`debezium` marker for now): the real Postgres and Kafka of `make up-infra`, and a Kafka Connect
+"""Fixtures for the Debezium relay's tests (`make test-debezium`, which `make test` runs; the `debezium`
+marker keeps them out of a bare pytest run): the real Postgres and Kafka of `make up-infra`, and a Kafka Connect
 worker, the one on 127.0.0.1:8083 if it runs, else one these fixtures start and stop.
 
 Isolation from the running services: the connector reads a test schema's outbox (`cdc_test`, the same
