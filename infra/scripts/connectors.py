@@ -111,7 +111,7 @@ def retire_database(service: str, schema: str) -> bool:
     # A connector's heartbeat rows are for Connect alone: the built-in relay may not write that topic,
     # and one such row at the head of the outbox would stop its publishing.
     superuser_sql(f"DELETE FROM {schema}.outbox WHERE topic = '{CONNECT_HEARTBEATS}'")
-    return superuser_sql(f"SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{slot_name(service)}'") != "0"
+    return slot_exists(slot_name(service))
 
 
 def _call(method: str, url: str, body: object = None, timeout: float = 30) -> tuple[int, Any]:
@@ -175,7 +175,7 @@ def remove(name: str, slot: str, *, rest: str = REST) -> None:
 
     def dropped() -> bool:  # a walsender may hold the slot a moment after its task stopped
         superuser_sql(drop)
-        return superuser_sql(f"SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{slot}'") == "0"
+        return not slot_exists(slot)
 
     _until(dropped, f"replication slot {slot} dropped")
 
@@ -198,6 +198,10 @@ def _until(condition: Callable[[], bool], what: str, timeout: float = 30) -> Non
         if time.monotonic() > deadline:
             raise RuntimeError(f"not done after {timeout} s: {what}")
         time.sleep(0.5)
+
+
+def slot_exists(slot: str) -> bool:
+    return superuser_sql(f"SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{slot}'") != "0"
 
 
 def slot_lag_bytes() -> dict[str, int]:

@@ -33,10 +33,13 @@ RELAY_MODE_FILE=.run/relay-mode
 # The relay mode: RELAY if given, else the running stack's, else builtin.
 running_mode() { cat "$RELAY_MODE_FILE" 2>/dev/null || echo builtin; }
 RELAY="${RELAY:-$(running_mode)}"
-case "$RELAY" in
-  builtin | debezium) ;;
-  *) echo "stack: RELAY must be builtin or debezium, not '$RELAY'" >&2; exit 2 ;;
-esac
+check_relay_name() {
+  case "$1" in
+    builtin | debezium) ;;
+    *) echo "stack: RELAY must be builtin or debezium, not '$1'" >&2; exit 2 ;;
+  esac
+}
+check_relay_name "$RELAY"
 export RELAY                       # kafka.sh: the connect principal's SCRAM user (debezium only)
 export LAG_EXPORTER_RELAY="$RELAY" # the lag exporter's relay_mode metric gates the relay alerts
 
@@ -204,10 +207,7 @@ scale_in() {
 
 # Switching goes through down (see check_mode).
 switch_relay() {
-  case "${1:-}" in
-    builtin | debezium) ;;
-    *) echo "stack: relay takes builtin or debezium, not '${1:-}'" >&2; exit 2 ;;
-  esac
+  check_relay_name "$1"
   if supervisor_running && [ "$(running_mode)" != "$1" ]; then down; fi
   RELAY=$1
   LAG_EXPORTER_RELAY=$1

@@ -14,21 +14,21 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
 import httpx
-import orjson
 import pytest
-from aiokafka import ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from shared.events.base import Envelope
 from shared.events.inventory import StockReleased
 from shared.events.order import OrderLine
 from shared.kafka.acls import connect_acls, grant
-from shared.outbox.writer import INSERT_ROWS, outbox_row
+from shared.kafka.security import admin_client_config
+from shared.outbox.writer import INSERT_ROWS, insert_arguments, outbox_row
 
 REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO / "infra/scripts"))
@@ -161,15 +161,8 @@ def released(**metadata: object) -> Envelope:
 async def insert_envelopes(conn: asyncpg.Connection, topic: str, envelopes: Sequence[Envelope]) -> None:
     """The outbox rows the writer makes (shared.outbox.writer), addressed to the test's topic, in one
     statement (its own transaction unless the caller opened one)."""
-    rows = [outbox_row(envelope) | {"topic": topic} for envelope in envelopes]
     await conn.execute(
-        INSERT_ROWS,
-        [row["event_id"] for row in rows],
-        [row["event_type"] for row in rows],
-        [row["topic"] for row in rows],
-        [row["key"] for row in rows],
-        [row["value"] for row in rows],
-        [orjson.dumps(row["headers"]).decode() for row in rows],
+        INSERT_ROWS, *insert_arguments([outbox_row(envelope) | {"topic": topic} for envelope in envelopes])
     )
 
 
@@ -183,3 +176,24 @@ async def write_to_outbox(dsn: str, topic: str, *envelopes: Envelope) -> None:
 
 def event_id_of(record: ConsumerRecord) -> str:
     return bytes(dict(record.headers)["eventId"]).decode()
+
+
+async def records_of_events(
+    topic: str, event_ids: set[str], *, until: Callable[[list[ConsumerRecord]], bool], timeout: float
+) -> list[ConsumerRecord]:
+    """The records of these events on the topic's one partition (other tests' events share it), read
+    from its beginning until `until(records)` holds or `timeout` passes: what was read by then."""
+    consumer = AIOKafkaConsumer(**admin_client_config(), enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partition = TopicPartition(topic, 0)
+        consumer.assign([partition])
+        await consumer.seek_to_beginning(partition)
+        records: list[ConsumerRecord] = []
+        deadline = time.monotonic() + timeout
+        while not until(records) and time.monotonic() < deadline:
+            batches = await consumer.getmany(partition, timeout_ms=500)
+            records.extend(r for r in batches.get(partition, []) if event_id_of(r) in event_ids)
+        return records
+    finally:
+        await consumer.stop()

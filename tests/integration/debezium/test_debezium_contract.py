@@ -14,12 +14,12 @@ from collections import defaultdict
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from conftest import SCHEMA, SERVICE, Connector, connectors, event_id_of, released, write_to_outbox
+from aiokafka import ConsumerRecord
+from conftest import SCHEMA, SERVICE, Connector, connectors, event_id_of, records_of_events, released, write_to_outbox
 from postgres_superuser import superuser_sql
 from shared.events.base import Envelope
 from shared.events.codec import decode
-from shared.kafka.security import admin_client_config, as_admin
+from shared.kafka.security import as_admin
 from shared.outbox.relay import OutboxRelay
 from shared.settings import ServiceSettings
 
@@ -61,21 +61,8 @@ async def relay_builtin(dsn: str, *envelopes: Envelope) -> None:
 
 
 async def read_records(topic: str, event_ids: set[str], count: int, timeout: float = 60) -> list[ConsumerRecord]:
-    """The topic's records of these events (the other tests' share the topic), once there are `count`."""
-    consumer = AIOKafkaConsumer(**admin_client_config(), enable_auto_commit=False)
-    await consumer.start()
-    try:
-        partition = TopicPartition(topic, 0)
-        consumer.assign([partition])
-        await consumer.seek_to_beginning(partition)
-        records: list[ConsumerRecord] = []
-        deadline = time.monotonic() + timeout
-        while len(records) < count and time.monotonic() < deadline:
-            batches = await consumer.getmany(partition, timeout_ms=500)
-            records.extend(r for r in batches.get(partition, []) if event_id_of(r) in event_ids)
-        return records
-    finally:
-        await consumer.stop()
+    """The topic's records of these events, once there are `count` (fewer if `timeout` passes first)."""
+    return await records_of_events(topic, event_ids, until=lambda records: len(records) >= count, timeout=timeout)
 
 
 async def test_an_event_comes_out_of_either_relay_with_the_same_topic_key_value_and_headers(

@@ -23,9 +23,18 @@ from dataclasses import dataclass, field
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from conftest import REPO, SCHEMA, Connector, ConnectWorker, connectors, event_id_of, insert_envelopes, released
-from shared.kafka.security import admin_client_config
+from aiokafka import ConsumerRecord
+from conftest import (
+    REPO,
+    SCHEMA,
+    Connector,
+    ConnectWorker,
+    connectors,
+    event_id_of,
+    insert_envelopes,
+    records_of_events,
+    released,
+)
 
 pytestmark = [pytest.mark.infra, pytest.mark.debezium]
 
@@ -76,25 +85,14 @@ class SteadyWriter:
 async def records_of(topic: str, ids: set[str], timeout: float = 180) -> list[ConsumerRecord]:
     """Every record of these events on the topic (one partition), once each id arrived at least once:
     the duplicates come before the later ids' first copies, so they are all in."""
-    consumer = AIOKafkaConsumer(**admin_client_config(), enable_auto_commit=False)
-    await consumer.start()
-    try:
-        partition = TopicPartition(topic, 0)
-        consumer.assign([partition])
-        await consumer.seek_to_beginning(partition)
-        records: list[ConsumerRecord] = []
-        seen: set[str] = set()
-        deadline = time.monotonic() + timeout
-        while not ids <= seen:
-            assert time.monotonic() < deadline, f"{len(ids - seen)} of {len(ids)} events not in Kafka after {timeout} s"
-            batches = await consumer.getmany(partition, timeout_ms=500)
-            for record in batches.get(partition, []):
-                if event_id_of(record) in ids:
-                    records.append(record)
-                    seen.add(event_id_of(record))
-        return records
-    finally:
-        await consumer.stop()
+
+    def all_arrived(records: list[ConsumerRecord]) -> bool:
+        return ids <= {event_id_of(record) for record in records}
+
+    records = await records_of_events(topic, ids, until=all_arrived, timeout=timeout)
+    missing = ids - {event_id_of(record) for record in records}
+    assert not missing, f"{len(missing)} of {len(ids)} events not in Kafka after {timeout} s"
+    return records
 
 
 def assert_duplicates_are_exact_copies(records: list[ConsumerRecord]) -> int:

@@ -1,5 +1,6 @@
 """Adds events to the outbox inside the caller's transaction. Handlers never touch Kafka."""
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -35,13 +36,9 @@ INSERT_ROWS = """
 """
 
 
-async def add_to_outbox(session: AsyncSession, *envelopes: Envelope) -> None:
-    if not envelopes:
-        return
-    rows = [outbox_row(envelope) for envelope in envelopes]
-    connection = await driver_connection(session)
-    await connection.execute(
-        INSERT_ROWS,
+def insert_arguments(rows: Sequence[dict[str, Any]]) -> tuple[list[Any], ...]:
+    """INSERT_ROWS's six arrays, a column each, for these `outbox_row`s."""
+    return (
         [row["event_id"] for row in rows],
         [row["event_type"] for row in rows],
         [row["topic"] for row in rows],
@@ -49,3 +46,10 @@ async def add_to_outbox(session: AsyncSession, *envelopes: Envelope) -> None:
         [row["value"] for row in rows],
         [orjson.dumps(row["headers"]).decode() for row in rows],
     )
+
+
+async def add_to_outbox(session: AsyncSession, *envelopes: Envelope) -> None:
+    if not envelopes:
+        return
+    connection = await driver_connection(session)
+    await connection.execute(INSERT_ROWS, *insert_arguments([outbox_row(envelope) for envelope in envelopes]))
