@@ -85,7 +85,11 @@ class ServiceSettings(BaseSettings):
     producer_acks: Literal["all", "1", "0"] = "all"
     producer_enable_idempotence: bool = True
     producer_compression_type: Literal["lz4", "gzip", "snappy", "zstd", "none"] = "lz4"
-    producer_linger_ms: int = 20
+    # Every produce request wakes the followers' and the consumers' fetches, and on this co-located
+    # cluster each request costs the brokers a millisecond or two: 50 ms collects more records per
+    # request (docs/numbers.md, "Batching by the clock"). A latency-bound, lightly loaded deployment
+    # sets 5-20.
+    producer_linger_ms: int = 50
     producer_max_batch_size: int = 32 * 1024
     producer_request_timeout_ms: int = 30_000
 
@@ -109,8 +113,12 @@ class ServiceSettings(BaseSettings):
     # Consumer
     consumer_group: str | None = None
     consumer_max_poll_records: int = 500
-    consumer_fetch_min_bytes: int = 1
-    consumer_fetch_max_wait_ms: int = 100
+    # A fetch is answered every fetch_max_wait_ms with what arrived meanwhile, not at each record
+    # (min bytes more than a poll's worth): fetches by the clock, so a worker decodes and handles
+    # batches, and the brokers answer the same number of fetches whatever the rate. It costs up to
+    # 50 ms a hop at low rates; fetch_min_bytes 1 answers at the first record.
+    consumer_fetch_min_bytes: int = 1024 * 1024
+    consumer_fetch_max_wait_ms: int = 50
     consumer_session_timeout_ms: int = 10_000
     consumer_heartbeat_interval_ms: int = 3_000
     consumer_max_poll_interval_ms: int = 300_000
@@ -130,10 +138,12 @@ class ServiceSettings(BaseSettings):
     # Below max_poll_interval_ms, which is also how long the group waits for members to rejoin.
     consumer_handoff_grace_s: float = 10.0
     # Records handled in one transaction, the batches of every partition's lane together (1: one
-    # transaction per record), and how many such transactions a worker runs at a time: a record that
-    # is slow (waiting on a row lock) holds the records grouped with it, but not the other slots.
+    # transaction per record), and how many such transactions a worker runs at a time. One: what
+    # queues while it runs goes into the next, so batches grow with the load, and two transactions
+    # of one worker never wait on each other's row locks (an order's events from two topics). With
+    # more, a record slow on a lock holds only the records grouped with it, not the other slots.
     consumer_max_batch_size: int = 500
-    consumer_transactions_in_flight: int = 2
+    consumer_transactions_in_flight: int = 1
 
     @model_validator(mode="after")
     def _no_development_passwords_in_production(self) -> "ServiceSettings":

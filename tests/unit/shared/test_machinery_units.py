@@ -261,13 +261,13 @@ def _settings(**overrides: object) -> ServiceSettings:
     return ServiceSettings(**values)  # type: ignore[arg-type]
 
 
-def test_the_producer_is_durable_ordered_and_batched_as_the_seed_configures_it():
+def test_the_producer_is_durable_ordered_and_lingers_50_ms_to_batch():
     config = _settings().producer_config()
 
     assert config["acks"] == "all"
     assert config["enable_idempotence"] is True
     assert config["compression_type"] == "lz4"
-    assert config["linger_ms"] == 20
+    assert config["linger_ms"] == 50
     assert config["max_batch_size"] == 32 * 1024
     assert config["client_id"] == "order-producer"
 
@@ -283,6 +283,15 @@ def test_producer_settings_can_be_overridden():
         5,
         65536,
     )
+
+
+def test_the_consumer_fetches_by_the_clock_and_a_worker_runs_one_transaction_at_a_time():
+    settings = _settings()
+    config = settings.consumer_config()
+
+    # A mebibyte is more than the saga sends in 50 ms: the broker answers when the wait is over.
+    assert (config["fetch_min_bytes"], config["fetch_max_wait_ms"]) == (1024 * 1024, 50)
+    assert settings.consumer_transactions_in_flight == 1
 
 
 def test_the_consumer_commits_offsets_itself_and_starts_a_new_group_at_the_beginning():
