@@ -138,12 +138,13 @@ class ServiceSettings(BaseSettings):
     # Below max_poll_interval_ms, which is also how long the group waits for members to rejoin.
     consumer_handoff_grace_s: float = 10.0
     # Records handled in one transaction, the batches of every partition's lane together (1: one
-    # transaction per record), and how many such transactions a worker runs at a time. One: what
-    # queues while it runs goes into the next, so batches grow with the load, and two transactions
-    # of one worker never wait on each other's row locks (an order's events from two topics). With
-    # more, a record slow on a lock holds only the records grouped with it, not the other slots.
+    # transaction per record), and how many such transactions a worker may run at a time. It runs
+    # one while they are quick (what queues meanwhile goes into the next, so batches grow with the
+    # load); the next slot opens once the ones before have run for consumer_slow_transaction_ms, so a
+    # record slow on a lock or in its handler holds only the records grouped with it.
     consumer_max_batch_size: int = 500
-    consumer_transactions_in_flight: int = 1
+    consumer_transactions_in_flight: int = 2
+    consumer_slow_transaction_ms: int = Field(default=200, ge=0)
 
     @model_validator(mode="after")
     def _no_development_passwords_in_production(self) -> "ServiceSettings":

@@ -104,3 +104,46 @@ async def test_with_two_in_flight_a_transaction_that_hangs_does_not_hold_the_bat
     hanging.set()
     await slow
     await grouped.close()
+
+
+async def test_while_transactions_are_quick_a_second_slot_stays_closed_so_batches_grow():
+    running = most = 0
+
+    async def run(batch: Sequence[BatchItem]) -> list[Applied]:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0.02)
+        running -= 1
+        return [Applied(item, "processed", 0.0) for item in batch]
+
+    grouped = GroupedTransactions(run, max_records=100, in_flight=2, slow_after_s=0.2)
+    submitted = []
+    for lane in "abcdefghij":
+        submitted.append(asyncio.create_task(grouped.apply(items(lane, 1))))
+        await asyncio.sleep(0.005)
+    await asyncio.gather(*submitted)
+
+    assert most == 1
+    await grouped.close()
+
+
+async def test_the_second_slot_opens_once_the_first_transaction_has_run_for_slow_after():
+    hanging = asyncio.Event()
+
+    async def run(batch: Sequence[BatchItem]) -> list[Applied]:
+        if batch[0].event_type == "slow0":
+            await hanging.wait()
+        return [Applied(item, "processed", 0.0) for item in batch]
+
+    grouped = GroupedTransactions(run, max_records=100, in_flight=2, slow_after_s=0.3)
+    slow = asyncio.create_task(grouped.apply(items("slow", 1)))
+    await asyncio.sleep(0.01)
+    fast = asyncio.create_task(grouped.apply(items("fast", 1)))
+    await asyncio.sleep(0.1)
+    assert not fast.done()  # the first transaction is not slow yet
+
+    await asyncio.wait_for(fast, timeout=1)
+    hanging.set()
+    await slow
+    await grouped.close()

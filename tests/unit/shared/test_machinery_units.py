@@ -285,13 +285,13 @@ def test_producer_settings_can_be_overridden():
     )
 
 
-def test_the_consumer_fetches_by_the_clock_and_a_worker_runs_one_transaction_at_a_time():
+def test_the_consumer_fetches_by_the_clock_and_a_second_transaction_opens_only_beside_a_slow_one():
     settings = _settings()
     config = settings.consumer_config()
 
     # A mebibyte is more than the saga sends in 50 ms: the broker answers when the wait is over.
     assert (config["fetch_min_bytes"], config["fetch_max_wait_ms"]) == (1024 * 1024, 50)
-    assert settings.consumer_transactions_in_flight == 1
+    assert (settings.consumer_transactions_in_flight, settings.consumer_slow_transaction_ms) == (2, 200)
 
 
 def test_the_consumer_commits_offsets_itself_and_starts_a_new_group_at_the_beginning():

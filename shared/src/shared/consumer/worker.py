@@ -84,6 +84,7 @@ class EventWorker:
             self._apply_group,
             max_records=self._settings.consumer_max_batch_size,
             in_flight=self._settings.consumer_transactions_in_flight,
+            slow_after_s=self._settings.consumer_slow_transaction_ms / 1000,
         )
         await producer.start()
         await consumer.start()
