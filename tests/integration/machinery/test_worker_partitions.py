@@ -120,9 +120,13 @@ async def test_when_a_second_member_joins_the_partition_kept_has_its_progress_co
     kept_key, lost_key = unique_keys(2)
     kept = [alert(kept_key, n) for n in range(30)]
     slow, behind_slow = alert(lost_key, 0), [alert(lost_key, n) for n in range(1, 6)]
-    # The partition kept moves at 0.1 s a record; the one lost has a 3 s record in hand at the revoke.
-    handler = SlowForOneKey(lost_key, seconds=3, fast_seconds=0.1)
-    settings = make_settings()
+    # The partition kept moves at 0.1 s a record; the one lost has a 6 s record in hand at the revoke.
+    # The worker hears of the rebalance at its next heartbeat (every 3 s) after the newcomer joins,
+    # so the slow record must outlast that, and finish within the hand-over's grace (10 s).
+    handler = SlowForOneKey(lost_key, seconds=6, fast_seconds=0.1)
+    # A transaction per record: records fetched together would otherwise share the slow record's
+    # transaction, and be in hand with it at the revoke.
+    settings = make_settings(consumer_max_batch_size=1)
     await kafka.place_group(settings.group_id, {TopicPartition(own_topic, p): 0 for p in (0, 1)})
     worker = background.start(EventWorker(settings, db.sessions, {"LowStockAlert": handler}, [own_topic]).run)
     kept_records = await send_to_partition(own_topic, 0, *kept)
