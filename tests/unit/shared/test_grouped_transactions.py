@@ -35,6 +35,18 @@ class Transactions:
         return [Applied(item, "processed", 0.0) for item in batch]
 
 
+class HangsOnSlow:
+    """A transaction that hangs while it holds the lane "slow"'s record, until `hanging` is set."""
+
+    def __init__(self) -> None:
+        self.hanging = asyncio.Event()
+
+    async def __call__(self, batch: Sequence[BatchItem]) -> list[Applied]:
+        if batch[0].event_type == "slow0":
+            await self.hanging.wait()
+        return [Applied(item, "processed", 0.0) for item in batch]
+
+
 async def test_batches_queued_while_a_transaction_runs_share_the_next_transaction_in_lane_order():
     run = Transactions()
     grouped = GroupedTransactions(run, max_records=100, in_flight=1)
@@ -88,20 +100,14 @@ async def test_a_failure_that_is_no_records_doing_fails_every_batch_in_the_trans
 
 
 async def test_with_two_in_flight_a_transaction_that_hangs_does_not_hold_the_batches_queued_after_it():
-    hanging = asyncio.Event()
-
-    async def run(batch: Sequence[BatchItem]) -> list[Applied]:
-        if batch[0].event_type == "slow0":
-            await hanging.wait()
-        return [Applied(item, "processed", 0.0) for item in batch]
-
+    run = HangsOnSlow()
     grouped = GroupedTransactions(run, max_records=100, in_flight=2)
     slow = asyncio.create_task(grouped.apply(items("slow", 1)))
     await asyncio.sleep(0.01)
     fast = await asyncio.wait_for(grouped.apply(items("fast", 1)), timeout=1)
 
     assert [a.item.event_type for a in fast] == ["fast0"] and not slow.done()
-    hanging.set()
+    run.hanging.set()
     await slow
     await grouped.close()
 
@@ -129,13 +135,7 @@ async def test_while_transactions_are_quick_a_second_slot_stays_closed_so_batche
 
 
 async def test_the_second_slot_opens_once_the_first_transaction_has_run_for_slow_after():
-    hanging = asyncio.Event()
-
-    async def run(batch: Sequence[BatchItem]) -> list[Applied]:
-        if batch[0].event_type == "slow0":
-            await hanging.wait()
-        return [Applied(item, "processed", 0.0) for item in batch]
-
+    run = HangsOnSlow()
     grouped = GroupedTransactions(run, max_records=100, in_flight=2, slow_after_s=0.3)
     slow = asyncio.create_task(grouped.apply(items("slow", 1)))
     await asyncio.sleep(0.01)
@@ -144,6 +144,6 @@ async def test_the_second_slot_opens_once_the_first_transaction_has_run_for_slow
     assert not fast.done()  # the first transaction is not slow yet
 
     await asyncio.wait_for(fast, timeout=1)
-    hanging.set()
+    run.hanging.set()
     await slow
     await grouped.close()
