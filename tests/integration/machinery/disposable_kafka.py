@@ -67,8 +67,15 @@ def free_port() -> int:
 
 
 def new_cluster_id() -> str:
-    """What `kafka-storage random-uuid` prints: 16 random bytes, URL-safe base64 without padding."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    """What `kafka-storage random-uuid` prints: 16 random bytes, URL-safe base64 without padding.
+
+    Like Kafka's own `Uuid.randomUuid`, it never starts with "-": the storage tool's argument
+    parser would read such an id as an option (one id in 64 did, and failed a CI run).
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def java(*args: str) -> list[str]:
