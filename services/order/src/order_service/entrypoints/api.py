@@ -61,8 +61,10 @@ def _placing_as(caller: Principal, body: PlaceOrderIn) -> str:
     return caller.subject
 
 
-def token_sealer(request: Request) -> Sealer:
-    """Seals payment tokens to the payment service's public key (read when the app is made)."""
+async def token_sealer(request: Request) -> Sealer:
+    """Seals payment tokens to the payment service's public key (read when the app is made). Async
+    so that FastAPI calls it inline: a plain `def` dependency is run in a worker thread, a thread
+    hand-off on every POST for a mere attribute read."""
     sealer: Sealer = request.app.state.token_sealer
     return sealer
 
