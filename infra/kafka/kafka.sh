@@ -150,6 +150,7 @@ tool() {
     delete-records) cls=org.apache.kafka.tools.DeleteRecordsCommand ;;
     acls) cls=org.apache.kafka.tools.AclCommand ;;
     leader-election) cls=org.apache.kafka.tools.LeaderElectionCommand ;;
+    reassign-partitions) cls=org.apache.kafka.tools.reassign.ReassignPartitionsCommand ;;
     *) echo "unknown tool '$name' (topics, consumer-groups, console-consumer, console-producer," \
             "producer-perf-test, consumer-perf-test, configs, metadata-quorum, get-offsets, delete-records, acls," \
             "leader-election)" >&2

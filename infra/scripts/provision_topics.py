@@ -1,8 +1,14 @@
 """Wait for the Kafka cluster, then, as the admin principal, create or check the event topics and
-grant every principal's ACLs (idempotent: make up runs it at every start, compose as a one-shot job)."""
+grant every principal's ACLs (idempotent: make up runs it at every start, compose as a one-shot job).
+
+KAFKA_TOPIC_LEADER: the broker that leads every partition of a topic this creates (the local stack
+and compose, whose brokers share one machine, set 1); unset or empty, Kafka spreads the leaders
+(brokers on machines of their own). Topics that exist keep their placement.
+"""
 
 import asyncio
 import logging
+import os
 import sys
 
 from shared.kafka.acls import all_acls
@@ -15,13 +21,15 @@ async def main() -> int:
     # While the brokers start, every refused connection is expected: wait_for_cluster retries them.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     await wait_for_cluster(kafka, brokers=3)
+    leader = os.environ.get("KAFKA_TOPIC_LEADER") or None
     try:
-        report = await provision(kafka)
+        report = await provision(kafka, leader=None if leader is None else int(leader))
     except TopicMismatch as exc:
         print(f"topics: settings differ from shared/events/topics.py: {exc}", file=sys.stderr)
         return 1
     created = f"created {', '.join(report.created)}" if report.created else "all present"
-    print(f"kafka: 3 brokers ready; topics {created}; {len(all_acls())} ACLs granted")
+    placed = "" if not report.created else f" (led by broker {leader})" if leader else " (leaders spread)"
+    print(f"kafka: 3 brokers ready; topics {created}{placed}; {len(all_acls())} ACLs granted")
     return 0
 
 

@@ -119,13 +119,28 @@ def scaled_out_programs() -> set[str]:
     return set(supervisord_conf()["group:scale-out"]["programs"].split(","))
 
 
-def supervisor_programs() -> dict[str, str]:
-    """Program name -> command of every process of the stack in infra/supervisord.conf."""
+BATCH_PRIORITY = "nice -n 10 "  # the pipeline's, locally; compose gives it as cpu_shares
+BATCH_CPU_SHARES = 110  # the CFS weight of nice 10 (the default, nice 0, is 1024)
+
+
+def supervisor_commands() -> dict[str, str]:
+    """Program name -> command line (with its priority) of every process of the stack, scaled-out
+    instances included."""
     config = supervisord_conf()
     return {
         section.removeprefix("program:"): config[section]["command"]
         for section in config.sections()
-        if section.startswith("program:") and section.removeprefix("program:") not in scaled_out_programs()
+        if section.startswith("program:")
+    }
+
+
+def supervisor_programs() -> dict[str, str]:
+    """Program name -> command of every process of the stack in infra/supervisord.conf (without the
+    scaled-out instances, and without the priority)."""
+    return {
+        program: command.removeprefix(BATCH_PRIORITY)
+        for program, command in supervisor_commands().items()
+        if program not in scaled_out_programs()
     }
 
 
@@ -325,6 +340,16 @@ def test_each_scaled_out_process_is_a_second_instance_of_a_compose_service_that_
         )
 
 
+def test_the_pipeline_runs_at_the_batch_priority_and_everything_else_at_the_default_in_both(services):
+    pipeline = {*BROKERS, "connect"} | {f"{svc}-{role}" for svc in SERVICES for role in ("relay", "worker")}
+    local = supervisor_commands()
+
+    assert {p for p, command in local.items() if command.startswith(BATCH_PRIORITY)} == pipeline | scaled_out_programs()
+    assert not [p for p, command in local.items() if "nice" in command.removeprefix(BATCH_PRIORITY)]
+    assert {name for name, service in services.items() if service.get("cpu_shares") == BATCH_CPU_SHARES} == pipeline
+    assert {name for name, service in services.items() if "cpu_shares" in service} == pipeline
+
+
 @pytest.mark.parametrize("svc", SERVICES)
 def test_an_api_publishes_the_port_of_the_local_stack(services, svc):
     local_ports = dict(re.findall(r"\[(\w+)\]=(\d+)", read("infra/scripts/stack.sh")))
@@ -439,6 +464,9 @@ def test_the_topics_are_provisioned_by_the_script_stack_sh_uses_once_the_brokers
     assert f"COPY {script} infra/scripts/" in read("Dockerfile")
     assert set(topics["environment"]["KAFKA_BOOTSTRAP_SERVERS"].split(",")) == internal
     assert topics["environment"]["KAFKA_ADMIN_PASSWORD"] == admin_password()  # the admin's, as locally
+    assert f'KAFKA_TOPIC_LEADER={topics["environment"]["KAFKA_TOPIC_LEADER"]} "$PY" {script}' in read(
+        "infra/scripts/stack.sh"
+    )  # every partition led by the same broker
     assert depends_on(topics) == {broker: "service_healthy" for broker in BROKERS}
     assert topics["restart"] == "no"
 
@@ -808,7 +836,7 @@ def test_plain_docker_compose_up_runs_the_builtin_relay_from_the_env_file():
 
 def test_connect_runs_the_local_workers_script_and_template_on_the_port_of_the_local_stack(services):
     connect = services["connect"]
-    local = supervisord_conf()["program:connect"]["command"]
+    local = supervisor_programs()["connect"]
     mounts_of = dict(volume.split(":")[:2] for volume in connect["volumes"])
 
     assert local == "bash %(ENV_REPO)s/infra/connect/connect.sh worker"

@@ -113,3 +113,19 @@ async def test_a_topic_that_exists_with_other_settings_is_reported_as_a_mismatch
     report = await ensure_topics(admin_kafka, [spec], strict=False)
     assert report.mismatches == [f"{name}: {problem}"]
     assert report.created == []
+
+
+async def test_ensure_topics_with_a_leader_creates_every_partition_led_by_that_broker_and_replicated_three_times(
+    healthy_cluster, admin_kafka, unique_topic_name, topic_cleanup
+):
+    spec = dataclasses.replace(SPECS["order-events"], name=unique_topic_name, partitions=4)
+    try:
+        report = await ensure_topics(admin_kafka, [spec], leader=2)
+        (topic,) = await healthy_cluster.describe_topics([spec.name])
+    finally:
+        await topic_cleanup(healthy_cluster, [unique_topic_name])
+
+    assert report.created == [spec.name]
+    partitions = sorted(topic["partitions"], key=lambda p: p["partition"])
+    assert [p["leader"] for p in partitions] == [2, 2, 2, 2]
+    assert [p["replicas"] for p in partitions] == [[2, 1, 3], [2, 3, 1], [2, 1, 3], [2, 3, 1]]

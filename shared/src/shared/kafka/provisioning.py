@@ -9,11 +9,17 @@ durability.
 
 `kafka` is an aiokafka client's connection settings: ServiceSettings.kafka_client_config() or
 shared.kafka.security.admin_client_config().
+
+Where the partitions' leaders live is a deployment choice (`leader`): spread over the brokers, as
+Kafka places them, when each broker has a machine of its own; all on one broker when the brokers
+share one machine (the local stack and compose), where every broker a client talks to is more
+requests for the same cores and no more capacity (docs/numbers.md). Either way each partition keeps
+its three replicas, and a failed leader's partitions fail over to the next replica.
 """
 
 import asyncio
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
@@ -107,10 +113,38 @@ async def check_topics(kafka: Mapping[str, Any], specs: Iterable[TopicSpec] = TO
         raise TopicMismatch("; ".join(mismatches))
 
 
+def replica_assignment(spec: TopicSpec, brokers: Sequence[int], leader: int) -> dict[int, list[int]]:
+    """Each partition's replicas with `leader` first (its preferred leader); the others take turns
+    as second, so a failed leader's partitions are spread over the remaining brokers."""
+    if leader not in brokers:
+        raise ValueError(f"the leader broker {leader} is not in the cluster (brokers {sorted(brokers)})")
+    if spec.replication_factor > len(brokers):
+        raise ValueError(f"{spec.name}: replication factor {spec.replication_factor} > {len(brokers)} brokers")
+    others = sorted(b for b in brokers if b != leader)
+    assignment = {}
+    for partition in range(spec.partitions):
+        turn = partition % len(others) if others else 0
+        assignment[partition] = [leader, *(others[turn:] + others[:turn])][: spec.replication_factor]
+    return assignment
+
+
+def new_topic(spec: TopicSpec, brokers: Sequence[int], leader: int | None) -> NewTopic:
+    if leader is None:
+        return NewTopic(spec.name, spec.partitions, spec.replication_factor, topic_configs=spec.config)
+    return NewTopic(
+        spec.name, -1, -1, replica_assignments=replica_assignment(spec, brokers, leader), topic_configs=spec.config
+    )
+
+
 async def ensure_topics(
-    kafka: Mapping[str, Any], specs: Iterable[TopicSpec] = TOPIC_SPECS, *, strict: bool = True
+    kafka: Mapping[str, Any],
+    specs: Iterable[TopicSpec] = TOPIC_SPECS,
+    *,
+    strict: bool = True,
+    leader: int | None = None,
 ) -> ProvisioningReport:
-    """Create missing topics; check existing ones. Raises TopicMismatch on drift when strict.
+    """Create missing topics (with every partition's preferred leader on broker `leader`, if given;
+    else placed by Kafka); check existing ones. Raises TopicMismatch on drift when strict.
     Needs a principal that may create topics: the admin."""
     specs = list(specs)
     report = ProvisioningReport()
@@ -120,10 +154,8 @@ async def ensure_topics(
         existing = set(await admin.list_topics())
         missing = [s for s in specs if s.name not in existing]
         if missing:
-            response = await admin.create_topics(
-                [NewTopic(s.name, s.partitions, s.replication_factor, topic_configs=s.config) for s in missing],
-                timeout_ms=30_000,
-            )
+            brokers = [b["node_id"] for b in (await admin.describe_cluster())["brokers"]] if leader is not None else []
+            response = await admin.create_topics([new_topic(s, brokers, leader) for s in missing], timeout_ms=30_000)
             for name, code, *rest in response.topic_errors:
                 if code not in (0, TOPIC_ALREADY_EXISTS):  # another service may have won the race
                     raise KafkaError(f"creating topic {name} failed with error code {code}: {rest}")
@@ -152,9 +184,9 @@ async def _describe_when_visible(admin: AIOKafkaAdminClient, names: list[str]) -
         await asyncio.sleep(0.5)
 
 
-async def provision(kafka: Mapping[str, Any]) -> ProvisioningReport:
+async def provision(kafka: Mapping[str, Any], *, leader: int | None = None) -> ProvisioningReport:
     """As the admin: the event topics (ensure_topics), then every principal's ACLs. Idempotent."""
-    report = await ensure_topics(kafka)
+    report = await ensure_topics(kafka, leader=leader)
     admin = AIOKafkaAdminClient(**kafka, client_id="acl-provisioning")
     await admin.start()
     try:
