@@ -19,7 +19,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
-pytestmark = [pytest.mark.infra, pytest.mark.timeout(60)]
+# Every test here logs in as the machinery role (some without a schema of their own): it must exist
+# whatever ran before, on a database made anew too.
+pytestmark = [pytest.mark.infra, pytest.mark.timeout(60), pytest.mark.usefixtures("machinery_role")]
 
 ZERO = "00000000-0000-0000-0000-000000000000"
 NO_CONNECTIONS_ROLE = "machinery_no_connections"  # CONNECTION LIMIT 0: every login is refused with 53300
