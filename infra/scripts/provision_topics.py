@@ -1,9 +1,10 @@
 """Wait for the Kafka cluster, then, as the admin principal, create or check the event topics and
 grant every principal's ACLs (idempotent: make up runs it at every start, compose as a one-shot job).
 
-KAFKA_TOPIC_LEADER: the broker that leads every partition of a topic this creates (the local stack
-and compose, whose brokers share one machine, set 1); unset or empty, Kafka spreads the leaders
-(brokers on machines of their own). Topics that exist keep their placement.
+KAFKA_TOPIC_LEADER: the broker that leads every partition of a topic this creates; unset or empty
+(the local stack and compose), Kafka spreads the leaders. One leader broker costs brokers sharing a
+machine fewer requests, but its loss stalls every partition at once (docs/numbers.md). Topics that
+exist keep their placement.
 """
 
 import asyncio

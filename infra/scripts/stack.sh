@@ -57,8 +57,7 @@ start_supervisor() {
 up_infra() {
   bash infra/postgres/postgres.sh up
   start_supervisor
-  # The three brokers share this machine: every partition's leader on broker 1 (docs/numbers.md).
-  KAFKA_TOPIC_LEADER=1 "$PY" infra/scripts/provision_topics.py
+  "$PY" infra/scripts/provision_topics.py
   bash infra/kafka/kafka.sh scram-users  # principals added since the storage was formatted
 }
 

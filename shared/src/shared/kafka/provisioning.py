@@ -11,10 +11,10 @@ durability.
 shared.kafka.security.admin_client_config().
 
 Where the partitions' leaders live is a deployment choice (`leader`): spread over the brokers, as
-Kafka places them, when each broker has a machine of its own; all on one broker when the brokers
-share one machine (the local stack and compose), where every broker a client talks to is more
-requests for the same cores and no more capacity (docs/numbers.md). Either way each partition keeps
-its three replicas, and a failed leader's partitions fail over to the next replica.
+Kafka places them (the default, locally and in compose), or all on one broker. On brokers sharing a
+machine the latter costs fewer requests (each broker a client talks to is another fetch session and
+produce request for the same cores), but the loss of that broker stalls every partition at once
+(docs/numbers.md). Either way each partition keeps its three replicas and fails over to the next.
 """
 
 import asyncio
