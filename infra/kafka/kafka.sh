@@ -153,7 +153,7 @@ tool() {
     reassign-partitions) cls=org.apache.kafka.tools.reassign.ReassignPartitionsCommand ;;
     *) echo "unknown tool '$name' (topics, consumer-groups, console-consumer, console-producer," \
             "producer-perf-test, consumer-perf-test, configs, metadata-quorum, get-offsets, delete-records, acls," \
-            "leader-election)" >&2
+            "leader-election, reassign-partitions)" >&2
        exit 2 ;;
   esac
   install

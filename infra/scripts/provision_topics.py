@@ -22,14 +22,14 @@ async def main() -> int:
     # While the brokers start, every refused connection is expected: wait_for_cluster retries them.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     await wait_for_cluster(kafka, brokers=3)
-    leader = os.environ.get("KAFKA_TOPIC_LEADER") or None
+    leader = int(os.environ["KAFKA_TOPIC_LEADER"]) if os.environ.get("KAFKA_TOPIC_LEADER") else None
     try:
-        report = await provision(kafka, leader=None if leader is None else int(leader))
+        report = await provision(kafka, leader=leader)
     except TopicMismatch as exc:
         print(f"topics: settings differ from shared/events/topics.py: {exc}", file=sys.stderr)
         return 1
     created = f"created {', '.join(report.created)}" if report.created else "all present"
-    placed = "" if not report.created else f" (led by broker {leader})" if leader else " (leaders spread)"
+    placed = "" if not report.created else " (leaders spread)" if leader is None else f" (led by broker {leader})"
     print(f"kafka: 3 brokers ready; topics {created}{placed}; {len(all_acls())} ACLs granted")
     return 0
 
