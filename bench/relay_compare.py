@@ -303,7 +303,6 @@ async def register_debezium(conn: asyncpg.Connection, consumer: AIOKafkaConsumer
 
 async def prepare_debezium() -> None:
     await asyncio.to_thread(connectors.prepare_database, SERVICE, rt.SCHEMA)  # as a service's: delete on insert
-    await connectors.provision_kafka()
     admin = AIOKafkaAdminClient(**admin_client_config(rt.KAFKA), client_id="bench")
     await admin.start()
     try:
@@ -345,6 +344,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     conn = await asyncpg.connect(dsn, server_settings={"search_path": rt.SCHEMA})
     consumer = AIOKafkaConsumer(**admin_client_config(rt.KAFKA), enable_auto_commit=False)
     await consumer.start()
+    # The worker's state topics and its principal's ACLs, before it starts: on a cluster that never
+    # ran Connect it would otherwise stop at once (not authorized to read connect-offsets).
+    await connectors.provision_kafka()
     worker = ConnectWorker()
     drain: dict[str, Any] = {}
     lat: dict[str, Any] = {}
