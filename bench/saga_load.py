@@ -19,9 +19,11 @@ Against the running stack (`make up`). Per rate:
   backends, each service process) from psutil; this generator's own CPU apart.
 - Consumer lag of the three services' groups at the end of the rate.
 The sweep stops at the first rate the system does not hold (terminal/s below 90 % of offered, or
-order -> terminal p99 above 5 s). Then a sustained run at the highest rate held, after which every
-invariant of the end-to-end tests is checked through the public APIs; a run that breaks one is
-reported as 0 orders/s.
+order -> terminal p99 above 5 s), then halves the gap between the highest rate held and that one,
+`--refine` times while the gap is 10 orders/s or more (50 held and 100 not: then 75, then 62 or
+88), so the ceiling is found to within a few orders/s. Then a sustained run at the highest rate
+held, after which every invariant of the end-to-end tests is checked through the public APIs; a
+run that breaks one is reported as 0 orders/s.
 
 Results: bench/results/saga_load.json (and .png: throughput and latency against offered load,
 next to the baseline in bench/results/saga_load_baseline.json, when there is one).
@@ -65,6 +67,7 @@ TERMINAL_EVENTS = {"OrderConfirmed", "OrderRejected", "OrderCancelled"}
 SKUS, STOCK_PER_SKU = 500, 1_000_000
 DECLINE_SHARE, CANCEL_SHARE = 0.10, 0.05
 HOLDS_THROUGHPUT, HOLDS_P99_S = 0.9, 5.0
+REFINE_MIN_GAP = 10.0  # orders/s between the highest rate held and the lowest not held
 ADMIN = bearer("bench-admin", "admin")  # stocks the catalog; each customer sends its own token
 
 
@@ -394,6 +397,18 @@ async def stock_catalog(http: aiohttp.ClientSession, prefix: str) -> list[str]:
     return skus
 
 
+def halfway_rate(rows: list[dict[str, Any]]) -> float | None:
+    """The rate halfway between the highest held and the lowest not held above it, or None when
+    there is no such pair or they are less than REFINE_MIN_GAP apart."""
+    held = [r["offered_per_s"] for r in rows if r["holds"]]
+    if not held:
+        return None
+    failed = [r["offered_per_s"] for r in rows if not r["holds"] and r["offered_per_s"] > max(held)]
+    if not failed or min(failed) - max(held) < REFINE_MIN_GAP:
+        return None
+    return float(round((max(held) + min(failed)) / 2))
+
+
 def print_row(row: dict[str, Any]) -> None:
     print(
         f"{row['offered_per_s']:>6} /s offered | accepted {row['accepted_per_s']:>6}/s | "
@@ -468,6 +483,15 @@ async def run(args: argparse.Namespace) -> int:
                 print_row(row)
                 if not row["holds"]:
                     break
+            for _ in range(args.refine):
+                rate = halfway_rate(sweep)
+                if rate is None:
+                    break
+                row = await measure_rate(load, watch, meter, rate, args.duration, args.drain)
+                row.pop("_placed")
+                sweep.append(row)
+                print_row(row)
+            sweep.sort(key=lambda r: r["offered_per_s"])
             held = [r["offered_per_s"] for r in sweep if r["holds"]]
             rate = args.sustain_rate or (max(held) if held else None)
             sustained = None
@@ -513,6 +537,9 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of load per rate")
     parser.add_argument("--drain", type=float, default=30.0, help="seconds to wait for stragglers after a rate")
+    parser.add_argument(
+        "--refine", type=int, default=2, help="runs that halve the gap between the highest rate held and the next"
+    )
     parser.add_argument("--sustain", type=float, default=60.0, help="seconds of the sustained run (0: none)")
     parser.add_argument("--sustain-rate", type=float, help="rate of the sustained run (default: the highest held)")
     parser.add_argument("--output", type=Path, default=RESULTS / "saga_load.json")
