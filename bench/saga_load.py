@@ -403,10 +403,11 @@ def halfway_rate(rows: list[dict[str, Any]]) -> float | None:
     held = [r["offered_per_s"] for r in rows if r["holds"]]
     if not held:
         return None
-    failed = [r["offered_per_s"] for r in rows if not r["holds"] and r["offered_per_s"] > max(held)]
-    if not failed or min(failed) - max(held) < REFINE_MIN_GAP:
+    top = max(held)
+    failed = [r["offered_per_s"] for r in rows if not r["holds"] and r["offered_per_s"] > top]
+    if not failed or min(failed) - top < REFINE_MIN_GAP:
         return None
-    return float(round((max(held) + min(failed)) / 2))
+    return float(round((top + min(failed)) / 2))
 
 
 def print_row(row: dict[str, Any]) -> None:
@@ -475,22 +476,24 @@ async def run(args: argparse.Namespace) -> int:
         watch, meter, load = TerminalWatch(), ProcessMeter(), Load(http, skus)
         await watch.start()
         sweep: list[dict[str, Any]] = []
+
+        async def sweep_at(rate: float) -> bool:
+            """One rate of the sweep, recorded and printed; whether it held."""
+            row = await measure_rate(load, watch, meter, rate, args.duration, args.drain)
+            row.pop("_placed")
+            sweep.append(row)
+            print_row(row)
+            return bool(row["holds"])
+
         try:
             for rate in args.rates:
-                row = await measure_rate(load, watch, meter, rate, args.duration, args.drain)
-                row.pop("_placed")
-                sweep.append(row)
-                print_row(row)
-                if not row["holds"]:
+                if not await sweep_at(rate):
                     break
             for _ in range(args.refine):
-                rate = halfway_rate(sweep)
-                if rate is None:
+                halfway = halfway_rate(sweep)
+                if halfway is None:
                     break
-                row = await measure_rate(load, watch, meter, rate, args.duration, args.drain)
-                row.pop("_placed")
-                sweep.append(row)
-                print_row(row)
+                await sweep_at(halfway)
             sweep.sort(key=lambda r: r["offered_per_s"])
             held = [r["offered_per_s"] for r in sweep if r["holds"]]
             rate = args.sustain_rate or (max(held) if held else None)
